@@ -1,0 +1,32 @@
+# The README's two commands. Each creates (or reuses) .venv, installs what it needs, and runs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.yolo-lat-installed
+export YOLO_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: demo test install lint clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: served from local disk on the project's machines (a bare `torch` may download GBs)
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/yolo-lat benchmark attention
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -n 2 --timeout 900
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info

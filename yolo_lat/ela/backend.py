@@ -1,0 +1,55 @@
+"""Choice between the plain PyTorch implementation and the fused GPU kernels of ``cuda_ops``.
+
+``YOLO_LAT_KERNELS`` selects: ``auto`` (default: fused kernels for CUDA tensors when they load),
+``torch`` (always plain PyTorch, e.g. for export or debugging) or ``triton`` (fused kernels
+required on CUDA; an error if they cannot load). The GPU package is imported lazily, so a missing
+Triton or GPU never breaks ``import yolo_lat``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from torch import Tensor
+
+from .kernels import Kernel
+
+__all__ = ["dispatch", "selected_backend"]
+
+_CHOICES = ("auto", "torch", "triton")
+
+
+def selected_backend() -> str:
+    """The value of ``YOLO_LAT_KERNELS`` (``auto`` when unset), validated."""
+    choice = os.environ.get("YOLO_LAT_KERNELS", "auto").strip().lower() or "auto"
+    if choice not in _CHOICES:
+        raise ValueError(f"YOLO_LAT_KERNELS must be one of {', '.join(_CHOICES)}; got {choice!r}")
+    return choice
+
+
+def dispatch(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kernel: Kernel,
+    causal: bool,
+    key_padding_mask: Tensor | None,
+    scale: float | None,
+    return_state: bool,
+    initial_state: object,
+):
+    """Run the fused kernels when they apply; ``None`` means "use the PyTorch implementation"."""
+    if not q.is_cuda:
+        return None
+    choice = selected_backend()
+    if choice == "torch":
+        return None
+    try:
+        from yolo_lat.cuda_ops import ela_dispatch
+    except ImportError as err:
+        if choice == "triton":
+            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
+        return None
+    return ela_dispatch(
+        q, k, v, kernel, causal, key_padding_mask, scale, return_state, initial_state, strict=choice == "triton"
+    )
