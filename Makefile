@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/yolo-lat benchmark attention
+	$(VENV)/bin/yolo-lat demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

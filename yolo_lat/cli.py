@@ -1,8 +1,9 @@
-"""The ``yolo-lat`` command: ``yolo-lat MODE [SUBMODE] key=value ...``, a thin layer over the API.
+"""The ``yolo-lat`` command: ``yolo-lat MODE [SUBMODE] key=value ...``, a thin layer over the Python API.
 
-Each mode is a function taking the remaining words; ``--help`` works for every mode. Values are
-parsed safely (:mod:`yolo_lat.args`, never ``eval``); a bad key or value is a one-line error and
-exit status 2.
+Model modes (train, val, predict, export, info) take every Ultralytics setting and call the
+corresponding :class:`~yolo_lat.YOLOLAT` method, as ``yolo`` does with ``YOLO``. Values are parsed
+safely (:mod:`yolo_lat.args`, never ``eval``); a bad key or value is a one-line error naming it,
+with the closest valid key, and exit status 2.
 """
 
 from __future__ import annotations
@@ -13,53 +14,139 @@ from collections.abc import Callable
 from yolo_lat import __version__
 from yolo_lat.args import ArgumentError, closest
 
+Handler = Callable[[list[str]], int]
+
 USAGE = """usage: yolo-lat MODE [SUBMODE] [key=value ...]
        yolo-lat --version | --help | MODE --help
 
-Exact Linear Attention (ELA) detectors and text models.
+YOLO-LAT detectors with Exact Linear Attention (ELA), and ELA text models.
 
 modes:
 {modes}
 
 examples:
-  yolo-lat benchmark attention lengths=256,1024,4096
+  yolo-lat train model=yolo-lat-n.yaml data=coco.yaml epochs=300 imgsz=640 batch=64 device=0
+  yolo-lat train data=synth epochs=3 imgsz=160            # the embedded synthetic dataset, offline
+  yolo-lat val model=runs/detect/train/weights/best.pt data=synth
+  yolo-lat predict model=runs/detect/train/weights/best.pt source=path/to/images
+  yolo-lat export model=runs/detect/train/weights/best.pt format=onnx ela_op=custom dynamic=True
+  yolo-lat benchmark models=yolo-lat-n,yolo12n,yolo26n imgsz=640 formats=pytorch,onnx
+  yolo-lat data synth path=runs/data/shapes n=400 seed=0
+  yolo-lat text train
 """
 
+#: yolo-lat's own keys per model mode, beyond Ultralytics' settings.
+MODE_EXTRA: dict[str, dict[str, str]] = {
+    "train": {},
+    "val": {},
+    "predict": {},
+    "export": {
+        "ela_op": "standard (ELA in standard ONNX ops) or custom (one yolo_lat::ELA node + local function)",
+        "calibration": "int8 only: image folder or dataset YAML for calibration (default: the data= setting)",
+    },
+    "info": {"detailed": "list every layer (True/False)"},
+}
+MODEL_DEFAULTS = {"train": "yolo-lat-n.yaml", "info": "yolo-lat-n.yaml"}
 
-def _benchmark(argv: list[str]) -> int:
-    subs: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
 
-    def attention(args: list[str]) -> int:
-        from yolo_lat.bench import attention as bench
+def _model_mode(mode: str) -> Handler:
+    def run(argv: list[str]) -> int:
+        from yolo_lat.overrides import mode_help, parse_overrides
 
-        return bench.main(args)
+        extra = MODE_EXTRA[mode]
+        if argv and argv[0] in ("-h", "--help", "help"):
+            print(mode_help(mode, f"usage: yolo-lat {mode} model=... [key=value ...]", extra))
+            return 0
+        overrides = parse_overrides(mode, argv, extra)
+        model = overrides.pop("model", None) or MODEL_DEFAULTS.get(mode)
+        if model is None:
+            raise ArgumentError(
+                f"'yolo-lat {mode}' needs model=... (a .pt checkpoint, a model YAML or an exported file)"
+            )
+        from yolo_lat import modes
 
-    subs["attention"] = ("ELA vs naive reference vs softmax SDPA over sequence length", attention)
-    return _dispatch("benchmark", subs, argv)
+        modes.run(mode, str(model), overrides)
+        return 0
+
+    return run
 
 
-MODES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "benchmark": ("measure speed and memory (benchmark attention)", _benchmark),
+def _submodes(name: str, table: dict[str, tuple[str, str]]) -> Handler:
+    """A mode whose first word picks a submode implemented by ``module:function(argv) -> int``."""
+
+    def run(argv: list[str]) -> int:
+        listing = "\n".join(f"  {key:<10} {doc}" for key, (doc, _) in table.items())
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print(f"usage: yolo-lat {name} SUBMODE [key=value ...]   (SUBMODE --help for its arguments)\n")
+            print(f"submodes:\n{listing}")
+            return 0
+        sub, rest = argv[0], argv[1:]
+        if sub not in table:
+            raise ArgumentError(f"unknown {name} submode '{sub}'.{closest(sub, table)} Choose from: {', '.join(table)}")
+        import importlib
+
+        module, function = table[sub][1].split(":")
+        return getattr(importlib.import_module(module), function)(rest)
+
+    return run
+
+
+def _prefixed(prefix: list[str], handler_path: str) -> Handler:
+    """A handler that calls ``module:function([*prefix, *argv])``."""
+
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        module, function = handler_path.split(":")
+        return getattr(importlib.import_module(module), function)([*prefix, *argv])
+
+    return run
+
+
+BENCHMARKS = {
+    "models": ("YOLO-LAT vs YOLO12 vs YOLO26: latency, FPS, params, FLOPs, mAP", "yolo_lat.bench.models:main"),
+    "attention": ("ELA vs naive reference vs softmax SDPA over sequence length", "yolo_lat.bench.attention:main"),
+    "decode": ("text models: per-token decode latency, state vs KV-cache memory", "yolo_lat.bench.decode:main"),
+    "mqar": ("text models: multi-query associative recall per kernel vs softmax", "yolo_lat.bench.mqar:main"),
 }
 
 
-def _dispatch(name: str, table: dict[str, tuple[str, Callable[[list[str]], int]]], argv: list[str]) -> int:
-    listing = "\n".join(f"  {key:<12} {doc}" for key, (doc, _) in table.items())
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(f"usage: yolo-lat {name} SUBMODE [key=value ...]\n\nsubmodes:\n{listing}")
-        return 0
-    sub, rest = argv[0], argv[1:]
-    if sub not in table:
-        raise ArgumentError(f"unknown {name} submode '{sub}'.{closest(sub, table)} Choose from: {', '.join(table)}")
-    return table[sub][1](rest)
+def _benchmark(argv: list[str]) -> int:
+    # `yolo-lat benchmark models=...` (no submode word) is the model benchmark, as in the issue's examples
+    if argv and "=" in argv[0]:
+        return _submodes("benchmark", BENCHMARKS)(["models", *argv])
+    return _submodes("benchmark", BENCHMARKS)(argv)
+
+
+MODES: dict[str, tuple[str, Handler]] = {
+    "train": ("train a detector (Ultralytics train settings)", _model_mode("train")),
+    "val": ("validate a detector, mAP table", _model_mode("val")),
+    "predict": ("detect objects in images/videos", _model_mode("predict")),
+    "export": ("export to ONNX (standard or custom ELA op) or a TensorRT engine", _model_mode("export")),
+    "info": ("layers, parameters and GFLOPs of a model", _model_mode("info")),
+    "benchmark": ("speed/size/accuracy: models, attention, decode, mqar", _benchmark),
+    "data": (
+        "dataset tools: synth (embedded dataset), check, download",
+        _submodes(
+            "data",
+            {
+                "synth": ("generate the embedded synthetic detection dataset", "yolo_lat.datasets.cli:synth"),
+                "check": ("validate a dataset YAML and its images/labels", "yolo_lat.datasets.cli:check"),
+                "download": ("run a dataset YAML's download recipe (needs internet)", "yolo_lat.datasets.cli:download"),
+            },
+        ),
+    ),
+    "text": ("ELA text models: train, generate, experts", _prefixed([], "yolo_lat.text.cli:main")),
+    "demo": ("the whole pipeline on the embedded dataset, offline (make demo)", _prefixed([], "yolo_lat.demo:main")),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    modes = "\n".join(f"  {key:<12} {doc}" for key, (doc, _) in MODES.items())
+    listing = "\n".join(f"  {key:<10} {doc}" for key, (doc, _) in MODES.items())
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE.format(modes=modes))
+        print(USAGE.format(modes=listing))
         return 0
     if argv[0] in ("-V", "--version", "version"):
         print(f"yolo-lat {__version__}")

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from . import backend, stable
 from .kernels import Kernel, get_kernel
+from .onnx import custom_node_active, emit_custom_node
 from .recurrent import ELAState
 
 __all__ = ["default_chunk_size", "ela_attention"]
@@ -71,6 +72,10 @@ def ela_attention(
     """
     kern = get_kernel(kernel)
     _check_inputs(q, k, v, causal, key_padding_mask, scale, initial_state, chunk_size, kern)
+    if custom_node_active():
+        if causal or key_padding_mask is not None or return_state:
+            raise ValueError("ela_op=custom exports bidirectional, unmasked ELA only; use ela_op=standard")
+        return emit_custom_node(q, k, v, kern.name, scale)
     fast = backend.dispatch(q, k, v, kern, causal, key_padding_mask, scale, return_state, initial_state)
     if fast is not None:
         return fast

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 
+import torch
 from torch import Tensor
 
 from .kernels import Kernel
 
-__all__ = ["dispatch", "selected_backend"]
+__all__ = ["dispatch", "dispatch_step", "selected_backend"]
 
 _CHOICES = ("auto", "torch", "triton")
 
@@ -39,7 +40,7 @@ def dispatch(
     initial_state: object,
 ):
     """Run the fused kernels when they apply; ``None`` means "use the PyTorch implementation"."""
-    if not q.is_cuda:
+    if not q.is_cuda or torch.onnx.is_in_onnx_export():
         return None
     choice = selected_backend()
     if choice == "torch":
@@ -53,3 +54,22 @@ def dispatch(
     return ela_dispatch(
         q, k, v, kernel, causal, key_padding_mask, scale, return_state, initial_state, strict=choice == "triton"
     )
+
+
+def dispatch_step(q: Tensor, k: Tensor, v: Tensor, state: object, kernel: Kernel, scale: float | None):
+    """The fused decode step when it applies (see :func:`dispatch`); ``None`` means "use PyTorch".
+
+    ``ela_step`` calls it after resolving the kernel; it returns ``(y, new_state)`` like ``ela_step``.
+    """
+    if not q.is_cuda or torch.onnx.is_in_onnx_export():
+        return None
+    choice = selected_backend()
+    if choice == "torch":
+        return None
+    try:
+        from yolo_lat.cuda_ops import ela_step_fused
+    except ImportError as err:
+        if choice == "triton":
+            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
+        return None
+    return ela_step_fused(q, k, v, state, kernel, scale, strict=choice == "triton")

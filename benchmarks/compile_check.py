@@ -1,0 +1,159 @@
+"""Compile the fused ELA kernels for a Hopper GPU (sm_90) on a machine without one.
+
+Triton compiles through its own LLVM and the ``ptxas`` bundled in its wheel, so every kernel
+variant can be built to a cubin on the CPU: a compile error (a shape ``tl.dot`` refuses, a type
+mismatch, a lowering failure) shows up here instead of on the GPU. A stand-in driver reports the
+target and the launches are turned into ``warmup`` calls (compile, do not run). With
+``--registers``, ``ptxas -v`` reports registers and spills of each kernel.
+
+Usage::
+
+    python benchmarks/compile_check.py                      # the default matrix
+    python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
+
+Prints one line per (configuration, operation) and exits non-zero if any compile failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    sys.exit("compile_check.py compiles real kernels: unset TRITON_INTERPRET")
+
+import torch
+from _checkout import use_checkout
+from triton.backends.compiler import GPUTarget
+from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
+
+use_checkout()
+
+COMPILED: list = []
+
+
+class _HopperStandIn:
+    """Just enough of a Triton driver to compile for sm_90 without a GPU."""
+
+    def get_current_target(self):
+        return GPUTarget("cuda", 90, 32)
+
+    def get_current_device(self):
+        return 0
+
+    def get_current_stream(self, device=None):
+        return 0
+
+    def get_active_torch_device(self):
+        return torch.device("cpu")
+
+
+def _install_compile_only() -> None:
+    driver.set_active(_HopperStandIn())
+    run = JITFunction.run
+
+    def compile_only(self, *args, grid, warmup, **kwargs):
+        kernel = run(self, *args, grid=grid, warmup=True, **kwargs)
+        COMPILED.append((self.__name__, kernel))
+        return kernel
+
+    JITFunction.run = compile_only
+
+
+def _register_report(kernel) -> str:
+    """``ptxas -v`` of the kernel's PTX: registers and spill bytes."""
+    from triton import knobs
+
+    ptxas = knobs.nvidia.ptxas.path
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as handle:
+        handle.write(kernel.asm["ptx"])
+    try:
+        result = subprocess.run(
+            [ptxas, "-arch=sm_90a", "-v", "-o", os.devnull, handle.name], capture_output=True, text=True, check=False
+        )
+    finally:
+        os.unlink(handle.name)
+    registers = re.findall(r"Used (\d+) registers", result.stderr)
+    spills = re.findall(r"(\d+) bytes spill stores", result.stderr)
+    return f"regs {registers[-1] if registers else '?'} spill-stores {spills[-1] if spills else '?'}B"
+
+
+def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: int) -> dict:
+    """The launches of every fused operation for one configuration, as zero-argument callables."""
+    from yolo_lat.cuda_ops.bidirectional import bidirectional_backward, bidirectional_forward
+    from yolo_lat.cuda_ops.buffers import feature_count
+    from yolo_lat.cuda_ops.causal import causal_backward, causal_forward
+    from yolo_lat.cuda_ops.decode import decode_step
+
+    q, k = (torch.randn(1, 2, 100, head_dim, dtype=dtype) for _ in range(2))
+    v = torch.randn(1, 2, 100, value_dim, dtype=dtype)
+    features = feature_count(head_dim, kernel_id)
+    s = torch.zeros(1, 2, features, value_dim)
+    c, shift = torch.zeros(1, 2, features), torch.zeros(1, 2, features)
+    saved = {}
+
+    def causal_training():
+        saved["forward"] = causal_forward(q, k, v, s, c, shift, kernel_id, 0.1, True)
+
+    def causal_gradients():
+        r = saved["forward"]
+        causal_backward(v.clone(), s, c, q, k, v, r[0], r[8], r[4], r[5], r[6], r[7], kernel_id, 0.1, True)
+
+    return {
+        "bidirectional forward": lambda: bidirectional_forward(q, k, v, kernel_id, 0.1),
+        "bidirectional backward": lambda: bidirectional_backward(
+            v.clone(), None, None, q, k, v, s, c, shift, kernel_id, 0.1
+        ),
+        "causal forward (training)": causal_training,
+        "causal forward (inference)": lambda: causal_forward(q, k, v, None, None, None, kernel_id, 0.1, False),
+        "causal backward": causal_gradients,
+        "decode step": lambda: decode_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], s, c, shift, kernel_id, 0.1),
+    }
+
+
+def compile_matrix(kernel_ids: list[int], dtypes: list[str], dims: list[tuple[int, int]], registers: bool) -> int:
+    """Compile every operation for every configuration; return the number of failures."""
+    failures = 0
+    for kernel_id in kernel_ids:
+        for dtype_name in dtypes:
+            for head_dim, value_dim in dims:
+                operations = _operations(kernel_id, getattr(torch, dtype_name), head_dim, value_dim)
+                for name, operation in operations.items():
+                    label = f"kernel {kernel_id} {dtype_name:8s} D={head_dim:3d} Dv={value_dim:3d} {name}"
+                    begin, COMPILED[:] = time.perf_counter(), []
+                    try:
+                        operation()
+                    except Exception as err:  # report every failure, keep compiling the rest
+                        failures += 1
+                        print(f"FAIL {label}: {type(err).__name__}: {str(err)[:1500]}", flush=True)
+                        continue
+                    detail = ""
+                    if registers:
+                        detail = "; ".join(f"{n}: {_register_report(kern)}" for n, kern in COMPILED)
+                    print(f"ok   {label} ({time.perf_counter() - begin:.1f} s) {detail}", flush=True)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernels", default="0,1,2,3", help="kernel ids: 0 hadamard_exp, 1 sum, 2 sub, 3 modulated")
+    parser.add_argument("--dtypes", default="bfloat16,float16,float32")
+    parser.add_argument("--dims", default="64x64,16x16,128x128,32x128", help="DxDv pairs")
+    parser.add_argument("--registers", action="store_true", help="report registers and spills (ptxas -v)")
+    args = parser.parse_args(argv)
+    _install_compile_only()
+    dims = [tuple(int(x) for x in pair.split("x")) for pair in args.dims.split(",")]
+    failures = compile_matrix([int(x) for x in args.kernels.split(",")], args.dtypes.split(","), dims, args.registers)
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""GPU correctness check of the fused ELA kernels against float64 references.
+
+Every case draws fresh random inputs, fills every kernel buffer with NaN first (so an element a
+kernel forgets to write is caught), runs the fused forward and backward through
+``yolo_lat.ela.ela_attention`` / ``ela_step`` with ``YOLO_LAT_KERNELS=triton``, and compares
+``||out - ref|| / ||ref||`` for the output, the gradients and the state against the PyTorch path
+run in float64 on the same rounded inputs (itself checked against the explicit L x L reference).
+
+Pass criteria:
+
+* float32: every relative error <= 2e-5;
+* float16 / bfloat16: every error <= 2x PyTorch's own error at that precision (or <= 1e-4, for
+  references that are exactly zero), PyTorch's error being the error
+  of the PyTorch ELA path on the same low-precision inputs (it computes in float32 and rounds the
+  result); the error of a dense PyTorch attention at that precision (weights rounded to the
+  dtype before the product with V, as SDPA does) is recorded too;
+* no NaN anywhere, shapes/dtypes as the PyTorch path's.
+
+Cases run in ``--jobs`` worker processes (Triton compiles in parallel); one failing case is
+recorded in the JSON and the others go on. Usage::
+
+    python benchmarks/gpu_check.py --out $OUT/gpu_check.json --jobs 8 --budget-s 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+
+from _checkout import use_checkout
+
+use_checkout()
+
+KERNELS = ("hadamard_exp", "sum_sq_euclid", "sub_sq_euclid", "modulated_dot")
+FP32_TOL = 2e-5
+RATIO = 2.0
+#: Low-precision errors below this pass whatever the ratio (half fp16's output rounding, 2e-4).
+NEGLIGIBLE = 1e-4
+#: "cuda"; "cpu" runs a smoke test of this script under TRITON_INTERPRET=1 (tiny cases only).
+DEVICE = "cuda"
+
+
+def build_cases() -> list[dict]:
+    """The case matrix: kernels, dtypes, head dims, odd lengths, layouts, state, exact path."""
+    cases = []
+
+    def add(op, kernel="hadamard_exp", dtype="bfloat16", dim=64, value_dim=None, length=1000, **extra):
+        cases.append({"op": op, "kernel": kernel, "dtype": dtype, "dim": dim, "value_dim": value_dim or dim,
+                      "length": length, **extra})  # fmt: skip
+
+    for op in ("bidirectional", "causal"):
+        for length in (1, 63, 1000, 4097):
+            add(op, length=length)
+        for dtype in ("float16", "float32"):
+            add(op, dtype=dtype)
+        for dim in (16, 32, 128):
+            add(op, dim=dim)
+        add(op, dim=32, value_dim=128, length=63)
+        for kernel in KERNELS[1:]:
+            add(op, kernel=kernel, length=63)
+            add(op, kernel=kernel, length=4097)
+            add(op, kernel=kernel, dtype="float32")
+        add(op, kernel="sum_sq_euclid", dtype="float16")
+    add("bidirectional", length=77, key_length=1000)
+    add("bidirectional", layout="channel_first", dim=32, length=1000)
+    add("bidirectional", layout="channel_first", dtype="float16", length=4096)
+    add("bidirectional", kernel="modulated_dot", layout="channel_first", dim=32, length=1000)
+    add("causal", initial_state=True)
+    add("causal", kernel="modulated_dot", initial_state=True, dtype="float32")
+    add("causal", inputs="jump")
+    add("causal", inputs="jump", dtype="float16")
+    add("causal", inputs="uniform50")
+    add("causal", forward_only=True, length=4097)
+    for kernel in KERNELS:
+        add("decode", kernel=kernel, length=1)
+    add("decode", dtype="float32", length=1)
+    add("decode", dim=128, length=1)
+    return cases
+
+
+@contextlib.contextmanager
+def kernels_env(value: str):
+    saved = os.environ.get("YOLO_LAT_KERNELS")
+    os.environ["YOLO_LAT_KERNELS"] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("YOLO_LAT_KERNELS", None)
+        else:
+            os.environ["YOLO_LAT_KERNELS"] = saved
+
+
+def _rel(actual, expected, floor_rms: float = 1e-3) -> float:
+    """``||actual - expected|| / ||expected||``, the norm floored at an rms of ``floor_rms``.
+
+    The floor only matters for references that are exactly zero, such as the gradients of q and
+    k with a single key (the output is that key's value whatever q and k are).
+    """
+    actual, expected = actual.double(), expected.double()
+    denominator = max(expected.norm().item(), floor_rms * math.sqrt(expected.numel()))
+    return (actual - expected).norm().item() / denominator
+
+
+def _inputs(case: dict, torch, generator):
+    """Leaf tensors and a function of them giving ``q, k, v`` (views for the channel-first layout)."""
+    dtype = getattr(torch, case["dtype"])
+    batch, heads = (1, 4) if case["length"] >= 4000 else (2, 3)
+    lq = case["length"]
+    lk = case.get("key_length", lq)
+    dim, value_dim = case["dim"], case["value_dim"]
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator, device=DEVICE)
+
+    if case.get("layout") == "channel_first":
+        side = int(math.sqrt(lq))
+        height, width = side, lq // side
+        pixels = height * width
+        fmap = randn(batch, 2 * heads * dim + heads * value_dim, height, width).to(dtype)
+
+        def views(fmap):
+            q, k = fmap[:, : 2 * heads * dim].reshape(batch, 2, heads, dim, pixels).transpose(-1, -2).unbind(1)
+            v = fmap[:, 2 * heads * dim :].reshape(batch, heads, value_dim, pixels).transpose(-1, -2)
+            return q, k, v
+
+        return [fmap], views, dim**-0.5
+    q, k, v = randn(batch, heads, lq, dim), randn(batch, heads, lk, dim), randn(batch, heads, lk, value_dim)
+    if case.get("inputs") == "uniform50":
+        q, k = q.uniform_(-50, 50, generator=generator), k.uniform_(-50, 50, generator=generator)
+    elif case.get("inputs") == "jump":
+        k[:, :, lk // 2 + 10 :] += 60.0
+        k[:, :, lk // 2 + 20 :] += 40.0
+    scale = None if case.get("inputs") else dim**-0.5
+    return [q.to(dtype), k.to(dtype), v.to(dtype)], (lambda q, k, v: (q, k, v)), scale
+
+
+def _dense_low_precision(q, k, v, kernel, causal, scale, torch):
+    """Dense attention at the inputs' precision: weights from float32 scores, rounded to the dtype."""
+    from yolo_lat.ela import get_kernel
+
+    kern = get_kernel(kernel)
+    factor = 1.0 if scale is None else scale
+    a, b = q.float() * factor, k.float() * factor
+    scores = kern.pairwise_scores(a, b)
+    if not kern.log_domain:
+        scores = scores.clamp_min(1e-30).log()
+    if causal:
+        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, -1).to(v.dtype) @ v
+
+
+def _forward_backward(fn, leaves, views, grad_out):
+    result = fn(*views(*leaves))
+    out, state = result if isinstance(result, tuple) else (result, None)
+    if grad_out is not None:
+        out.backward(grad_out)
+    grads = [t.grad for t in leaves] if grad_out is not None else []
+    for t in leaves:
+        t.grad = None
+    return out, state, grads
+
+
+def run_attention_case(case: dict, torch) -> dict:
+    from yolo_lat.cuda_ops import buffers
+
+    from yolo_lat.ela import ELAState, ela_attention, get_kernel, naive_attention
+
+    generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
+    leaves, views, scale = _inputs(case, torch, generator)
+    q, k, v = views(*leaves)
+    causal = case["op"] == "causal"
+    kernel = case["kernel"]
+    initial = initial64 = None
+    if case.get("initial_state"):
+        prefix = [t[:, :, :50].double() for t in (q, k, v)]
+        with kernels_env("torch"):
+            _, initial64 = ela_attention(*prefix, kernel=kernel, causal=True, scale=scale, return_state=True)
+        initial = ELAState(initial64.S.float(), initial64.C.float(), initial64.shift.float(), kernel, 50)
+    training = not case.get("forward_only")
+    fused_leaves = [t.detach().clone().requires_grad_(training) for t in leaves]
+    reference = [t.detach().double().requires_grad_(training) for t in leaves]
+    baseline = [t.detach().clone().requires_grad_(training) for t in leaves]
+    grad_out = torch.randn(*q.shape[:3], v.shape[-1], device=DEVICE, generator=generator).to(v.dtype)
+    grad_out = grad_out if training else None
+
+    def call(state):
+        def attention(q, k, v):
+            if DEVICE == "cpu" and os.environ["YOLO_LAT_KERNELS"] == "triton":  # smoke test: no CUDA dispatch
+                from yolo_lat.cuda_ops import ela_dispatch
+
+                kern = get_kernel(kernel)
+                return ela_dispatch(q, k, v, kern, causal, None, scale, True, state, strict=True)
+            return ela_attention(
+                q, k, v, kernel=kernel, causal=causal, scale=scale, return_state=True, initial_state=state
+            )
+
+        return attention
+
+    buffers.POISON_OUTPUTS = True
+    with kernels_env("triton"):
+        out, state, grads = _forward_backward(call(initial), fused_leaves, views, grad_out)
+        if DEVICE == "cuda":
+            torch.cuda.synchronize()
+    buffers.POISON_OUTPUTS = False
+    with kernels_env("torch"):
+        grad64 = None if grad_out is None else grad_out.double()
+        ref_out, ref_state, ref_grads = _forward_backward(call(initial64), reference, views, grad64)
+        base_out, _, base_grads = _forward_backward(call(initial), baseline, views, grad_out)
+    record = {"shape": {"q": list(q.shape), "k": list(k.shape), "v": list(v.shape)}, "q_stride": list(q.stride())}
+    names = ("dq", "dk", "dv") if len(leaves) == 3 else ("dfeature_map",)
+    outputs = {"out": (out, ref_out, base_out)}
+    for name, g, r, b in zip(names, grads, ref_grads, base_grads):
+        outputs[name] = (g, r, b)
+    nan = [name for name, (x, _, _) in outputs.items() if x is None or x.isnan().any().item()]
+    nan += [n for n, t in (("S", state.S), ("C", state.C), ("shift", state.shift)) if t.isnan().any().item()]
+    errors = {name: _rel(x, r) for name, (x, r, _) in outputs.items() if x is not None}
+    torch_errors = {name: _rel(b, r) for name, (_, r, b) in outputs.items() if b is not None}
+    errors["S"] = _rel(state.S, ref_state.S)
+    errors["C"] = _rel(state.C, ref_state.C)
+    finite = torch.isfinite(ref_state.shift)
+    shift_error = (state.shift.double() - ref_state.shift).abs()[finite]
+    errors["shift_abs"] = shift_error.max().item() if shift_error.numel() else 0.0
+    same_inf = torch.equal(torch.isfinite(state.shift), finite)
+    record.update(errors=errors, torch_path_errors=torch_errors, nan_outputs=nan, shift_inf_pattern_ok=same_inf)
+    if q.shape[2] * k.shape[2] <= 4097 * 4097 and case.get("inputs") != "uniform50" and not case.get("initial_state"):
+        naive = naive_attention(*(t.detach().double() for t in (q, k, v)), kernel=kernel, causal=causal, scale=scale)
+        record["reference_vs_naive"] = _rel(ref_out, naive)
+        if v.dtype != torch.float32:
+            dense = _dense_low_precision(q.detach(), k.detach(), v.detach(), kernel, causal, scale, torch)
+            record["dense_low_precision_error"] = _rel(dense, ref_out)
+    record["checks"] = _judge(case, errors, torch_errors, nan, same_inf, out.dtype == v.dtype)
+    if case.get("layout") == "channel_first":
+        record["checks"]["channel_first_output"] = out.stride(-2) == 1
+    return record
+
+
+def _judge(case, errors, torch_errors, nan, same_inf, dtype_ok) -> dict:
+    checks = {"no_nan": not nan, "dtype": dtype_ok, "shift_pattern": same_inf}
+    state_errors = [errors["S"], errors["C"]]
+    checks["state"] = max(state_errors) <= FP32_TOL * 10 and errors["shift_abs"] <= 1e-4
+    for name in ("out", "dq", "dk", "dv", "dfeature_map"):
+        if name not in errors:
+            continue
+        if case["dtype"] == "float32":
+            checks[name] = errors[name] <= FP32_TOL
+        else:
+            checks[name] = errors[name] <= max(RATIO * torch_errors[name], NEGLIGIBLE)
+    return checks
+
+
+def run_decode_case(case: dict, torch) -> dict:
+    from yolo_lat.cuda_ops import buffers, ela_step_fused
+
+    from yolo_lat.ela import ela_attention, ela_step, get_kernel
+
+    generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
+    dtype = getattr(torch, case["dtype"])
+    batch, heads, dim, value_dim, context = 8, 16, case["dim"], case["value_dim"], 300
+    if DEVICE == "cpu":
+        batch, heads, context = 2, 2, 20
+    q, k = (torch.randn(batch, heads, context + 8, dim, device=DEVICE, generator=generator) for _ in range(2))
+    v = torch.randn(batch, heads, context + 8, value_dim, device=DEVICE, generator=generator)
+    q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    scale = dim**-0.5
+    with kernels_env("torch"):
+        _, state = ela_attention(
+            q[:, :, :context], k[:, :, :context], v[:, :, :context], kernel=case["kernel"], causal=True,
+            scale=scale, return_state=True,
+        )  # fmt: skip
+    ref_state, base_state, fused_state = state.to(torch.float64), state, state
+    errors, torch_errors, nan = [], [], False
+    buffers.POISON_OUTPUTS = True
+    for t in range(context, context + 8):
+        qt, kt, vt = q[:, :, t], k[:, :, t], v[:, :, t]
+        y, fused_state = ela_step_fused(qt, kt, vt, fused_state, get_kernel(case["kernel"]), scale, strict=True)
+        with kernels_env("torch"):
+            y_ref, ref_state = ela_step(qt.double(), kt.double(), vt.double(), ref_state, scale=scale)
+            y_base, base_state = ela_step(qt, kt, vt, base_state, scale=scale)
+        nan = nan or bool(y.isnan().any().item() or fused_state.S.isnan().any().item())
+        errors.append(_rel(y, y_ref))
+        torch_errors.append(_rel(y_base, y_ref))
+    buffers.POISON_OUTPUTS = False
+    error, torch_error = max(errors), max(torch_errors)
+    state_error = _rel(fused_state.S, ref_state.S)
+    ok = error <= FP32_TOL if dtype == torch.float32 else error <= max(RATIO * torch_error, NEGLIGIBLE)
+    return {
+        "errors": {"y": error, "S": state_error},
+        "torch_path_errors": {"y": torch_error},
+        "checks": {"no_nan": not nan, "y": ok, "state": state_error <= FP32_TOL * 10},
+    }
+
+
+def run_case(case: dict, device: str = "cuda") -> dict:
+    """Run one case in this process; never raises (the error is recorded)."""
+    global DEVICE
+    DEVICE = device
+    if device == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    begin = time.perf_counter()
+    try:
+        import torch
+        import yolo_lat.cuda_ops  # noqa: F401
+
+        runner = run_decode_case if case["op"] == "decode" else run_attention_case
+        record = runner(case, torch)
+        record["passed"] = all(record["checks"].values())
+    except Exception as err:  # one broken case must not stop the check
+        record = {"passed": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+    record["case"] = case
+    record["seconds"] = round(time.perf_counter() - begin, 2)
+    return record
+
+
+def _describe(case: dict) -> str:
+    shown = ("op", "kernel", "dtype", "dim", "value_dim", "length")
+    extras = " ".join(f"{key}={value}" for key, value in case.items() if key not in shown)
+    head = f"{case['op']:13s} {case['kernel']:13s} {case['dtype']:8s}"
+    return f"{head} D={case['dim']}/{case['value_dim']} L={case['length']} {extras}"
+
+
+def _line(record: dict) -> str:
+    status = "PASS" if record["passed"] else "FAIL"
+    errors = {key: round(value, 7) for key, value in record.get("errors", {}).items() if isinstance(value, float)}
+    return f"{status} {_describe(record['case'])} {json.dumps(errors)} {record.get('error', '')[:300]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the check; writes JSON and prints one line per case and a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="gpu_check.json")
+    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--budget-s", type=float, default=200.0, help="stop starting new cases after this")
+    parser.add_argument("--max-length", type=int, default=None, help="only cases up to this length")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    args = parser.parse_args(argv)
+    cases = build_cases()
+    if args.max_length is not None:
+        cases = [c for c in cases if c["length"] <= args.max_length and c.get("key_length", 0) <= args.max_length]
+    begin = time.perf_counter()
+    results = []
+    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"))
+    futures = {pool.submit(run_case, case, args.device): case for case in cases}
+    try:
+        for future in as_completed(futures, timeout=args.budget_s):
+            try:
+                record = future.result()
+            except Exception as err:  # a worker died
+                record = {"case": futures[future], "passed": False, "error": f"{type(err).__name__}: {err}"}
+            results.append(record)
+            print(_line(record), flush=True)
+    except TimeoutError:
+        print(f"time budget of {args.budget_s} s spent: {len(cases) - len(results)} case(s) not run", flush=True)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+    import torch
+
+    summary = {
+        "passed": sum(r["passed"] for r in results),
+        "failed": sum(not r["passed"] for r in results),
+        "not_run": len(cases) - len(results),
+        "seconds": round(time.perf_counter() - begin, 1),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)",
+        "torch": torch.__version__,
+        "triton": __import__("triton").__version__,
+    }
+    with open(args.out, "w") as handle:
+        json.dump({"summary": summary, "results": results}, handle, indent=1, default=str)
+    print(json.dumps(summary))
+    return 0 if summary["failed"] == 0 and summary["not_run"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

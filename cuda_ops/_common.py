@@ -1,0 +1,249 @@
+"""Triton building blocks shared by the ELA kernels: feature maps, shifts, matrix products.
+
+Features are held as two register tiles: ``main`` of shape ``(rows, D)`` and, for the
+linear-domain kernels whose feature size is ``D + 2``, ``extra`` of shape ``(rows, EXTRA_W)``
+whose first two columns hold the two extra features and whose other columns are 0 (Triton blocks
+must be powers of two, and ``tl.dot`` needs at least 16 along every axis). Every helper mirrors a
+function of :mod:`yolo_lat.ela.stable` so that the kernels compute the same function as the
+PyTorch path:
+
+* shifts are per-feature log-magnitudes, ``-inf`` where no key has been seen;
+* keys are scaled by ``exp(-shift)``, queries by ``exp(shift - log_norm)``;
+* a state moved to a larger shift is multiplied by ``exp(old - new)``, or 0 when it was empty.
+"""
+
+from __future__ import annotations
+
+import os
+
+import triton
+import triton.language as tl
+
+from . import buffers
+
+#: Kernels run by numpy in Triton's interpreter (``TRITON_INTERPRET=1``, CPU tests). The
+#: interpreter's ``tl.dot`` multiplies bfloat16 operands as raw uint16 (triton 3.8), so products
+#: are upcast to float32 there after rounding to the operand type, which keeps the rounding.
+INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
+
+NEG_INF = tl.constexpr(float("-inf"))
+POS_INF = tl.constexpr(float("inf"))
+
+# Kernel identifiers, shared with the Python side (see ``KERNEL_IDS`` in ops.py).
+HADAMARD_EXP = tl.constexpr(0)
+SUM_SQ_EUCLID = tl.constexpr(1)
+SUB_SQ_EUCLID = tl.constexpr(2)
+MODULATED_DOT = tl.constexpr(3)
+
+#: Width of the tile that holds the two extra features of the linear-domain kernels.
+EXTRA_W = buffers.EXTRA_W
+
+
+@triton.jit
+def cast(x, DT: tl.constexpr):
+    """``x.to(DT)``, rounding to nearest even. (The interpreter truncates float32 to bfloat16,
+    triton 3.8; there the rounding is done on the bits, as the GPU does it.)"""
+    if INTERPRETED and DT == tl.bfloat16:  # noqa: SIM300 (a constexpr comparison)
+        bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.to(tl.float32, bitcast=True).to(DT)
+    return x.to(DT)
+
+
+@triton.jit
+def mm(a, b, DT: tl.constexpr):
+    """``a @ b`` with operands rounded to ``DT`` and float32 accumulation (IEEE for float32)."""
+    a = cast(a, DT)
+    b = cast(b, DT)
+    if INTERPRETED:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32))
+    if DT == tl.float32:  # noqa: SIM300
+        return tl.dot(a, b, input_precision="ieee")
+    return tl.dot(a, b)
+
+
+@triton.jit
+def mm_exact_lhs(a, b, DT: tl.constexpr):
+    """``a @ b`` for ``a`` exact in ``DT`` and a float32 ``b``: ``b`` is split into a high and a
+    low ``DT`` part, so the product is accurate to about 2^-16 relative instead of 2^-8.
+
+    Used where the product is followed by a cancelling subtraction (``S dy - C delta`` in the
+    query gradients), which would otherwise magnify the rounding of ``b``.
+    """
+    if DT == tl.float32:  # noqa: SIM300
+        return mm(a, b, DT)
+    high = cast(b, DT)
+    low = b - high.to(tl.float32)
+    return mm(a, high, DT) + mm(a, low, DT)
+
+
+@triton.jit
+def mm_exact_rhs(a, b, DT: tl.constexpr):
+    """``a @ b`` for a float32 ``a`` and ``b`` exact in ``DT``: ``a`` is split in two ``DT`` parts.
+
+    Used to accumulate the state ``S = psi^T V``: rounding ``psi`` to ``DT`` perturbs the weights
+    of each (key, feature) pair by 2^-8, and the query gradients, which are small differences of
+    such weighted sums, magnify that by the inverse of the kernel's contrast.
+    """
+    if DT == tl.float32:  # noqa: SIM300
+        return mm(a, b, DT)
+    high = cast(a, DT)
+    low = a - high.to(tl.float32)
+    return mm(high, b, DT) + mm(low, b, DT)
+
+
+@triton.jit
+def mm_precise(a, b, DT: tl.constexpr):
+    """``a @ b`` for two float32 operands, each split in a high and a low ``DT`` part (3 products)."""
+    if DT == tl.float32:  # noqa: SIM300
+        return mm(a, b, DT)
+    a_high = cast(a, DT)
+    b_high = cast(b, DT)
+    a_low = a - a_high.to(tl.float32)
+    b_low = b - b_high.to(tl.float32)
+    return mm(a_high, b_high, DT) + mm(a_high, b_low, DT) + mm(a_low, b_high, DT)
+
+
+@triton.jit
+def feature_maps(x, KERNEL: tl.constexpr, KEY_SIDE: tl.constexpr, EW: tl.constexpr):
+    """Features of scaled inputs ``x`` (rows, D) float32: ``(main (rows, D), extra (rows, EW))``.
+
+    Log-domain Hadamard Exp returns ``log phi = x`` (its ``extra`` is unused zeros). The others
+    return linear features: sum/sub squared Euclidean ``phi = [a, |a|^2, 1]``,
+    ``psi = [+-2b, 1, |b|^2]``; modulated dot ``(|x|^2 + 1) [x, sqrt(|x|^2 + 1e-12), 1]``.
+    """
+    cols = tl.arange(0, EW)[None, :]
+    if KERNEL == HADAMARD_EXP:
+        main = x
+        extra = tl.zeros([x.shape[0], EW], tl.float32)
+    else:
+        norm2 = tl.sum(x * x, axis=1)[:, None]
+        if KERNEL == MODULATED_DOT:
+            amplitude = norm2 + 1.0
+            main = amplitude * x
+            first = amplitude * tl.sqrt(norm2 + 1e-12)
+            second = amplitude
+        elif KEY_SIDE:
+            if KERNEL == SUM_SQ_EUCLID:
+                main = 2.0 * x
+            else:
+                main = -2.0 * x
+            first = tl.full(norm2.shape, 1.0, tl.float32)
+            second = norm2
+        else:
+            main = x
+            first = norm2
+            second = tl.full(norm2.shape, 1.0, tl.float32)
+        extra = tl.where(cols == 0, first, tl.where(cols == 1, second, 0.0))
+    return main, extra
+
+
+@triton.jit
+def feature_input_grad(x, grad_main, grad_extra, KERNEL: tl.constexpr, KEY_SIDE: tl.constexpr, EW: tl.constexpr):
+    """Chain rule through :func:`feature_maps`: gradient with respect to the scaled inputs ``x``.
+
+    ``grad_main``/``grad_extra`` are gradients with respect to the features (for the log-domain
+    kernel, with respect to the log-features).
+    """
+    if KERNEL == HADAMARD_EXP:
+        return grad_main
+    cols = tl.arange(0, EW)[None, :]
+    g0 = tl.sum(tl.where(cols == 0, grad_extra, 0.0), axis=1)[:, None]
+    g1 = tl.sum(tl.where(cols == 1, grad_extra, 0.0), axis=1)[:, None]
+    if KERNEL == MODULATED_DOT:
+        norm2 = tl.sum(x * x, axis=1)[:, None]
+        amplitude = norm2 + 1.0
+        radius = tl.sqrt(norm2 + 1e-12)
+        inner = tl.sum(grad_main * x, axis=1)[:, None] + g0 * radius + g1
+        return amplitude * (grad_main + g0 * x / radius) + 2.0 * x * inner
+    if KEY_SIDE:
+        if KERNEL == SUM_SQ_EUCLID:
+            return 2.0 * grad_main + 2.0 * x * g1
+        return -2.0 * grad_main + 2.0 * x * g1
+    return grad_main + 2.0 * x * g0
+
+
+@triton.jit
+def log_magnitude(f, LOG_DOMAIN: tl.constexpr):
+    """Per-element log-magnitude of features (``-inf`` for a zero linear feature)."""
+    if LOG_DOMAIN:
+        return f
+    return tl.log(tl.abs(f))
+
+
+@triton.jit
+def finite_or_zero(x):
+    """``x`` where finite, else 0 (shifts of features no key has reached)."""
+    return tl.where((x > NEG_INF) & (x < POS_INF), x, 0.0)
+
+
+@triton.jit
+def scale_keys(f, shift, LOG_DOMAIN: tl.constexpr):
+    """Key features times ``exp(-shift)`` for a per-feature ``shift`` (F,)."""
+    safe = finite_or_zero(shift)[None, :]
+    if LOG_DOMAIN:
+        return tl.exp(f - safe)
+    return f * tl.exp(-safe)
+
+
+@triton.jit
+def key_coefficient(f, shift, LOG_DOMAIN: tl.constexpr):
+    """Derivative of a scaled key feature by its (log-)feature: the scaled feature, or the scale."""
+    safe = finite_or_zero(shift)[None, :]
+    if LOG_DOMAIN:
+        return tl.exp(f - safe)
+    return tl.exp(-safe) + 0.0 * f
+
+
+@triton.jit
+def query_log_norm(f, shift, LOG_DOMAIN: tl.constexpr):
+    """Per-row ``max_f(log|phi_f| + shift_f)``, 0 where no feature is finite."""
+    top = tl.max(log_magnitude(f, LOG_DOMAIN) + shift[None, :], axis=1)
+    return finite_or_zero(top)
+
+
+@triton.jit
+def scale_queries(f, shift, log_norm, LOG_DOMAIN: tl.constexpr):
+    """Query features times ``exp(shift - log_norm)``: 0 where the shift is ``-inf``.
+
+    Also the derivative of that product by the log-feature (log domain); for linear features the
+    derivative is :func:`query_coefficient`.
+    """
+    if LOG_DOMAIN:
+        return tl.exp(f + shift[None, :] - log_norm[:, None])
+    return f * tl.exp(shift[None, :] - log_norm[:, None])
+
+
+@triton.jit
+def query_coefficient(f, shift, log_norm, LOG_DOMAIN: tl.constexpr):
+    """Derivative of a scaled query feature by its (log-)feature."""
+    if LOG_DOMAIN:
+        return tl.exp(f + shift[None, :] - log_norm[:, None])
+    return tl.exp(shift[None, :] - log_norm[:, None]) + 0.0 * f
+
+
+@triton.jit
+def rescale_factor(old, new):
+    """``exp(old - new)`` for moving a state to a larger shift; 0 where the old state was empty."""
+    return tl.where(old > NEG_INF, tl.exp(finite_or_zero(old) - finite_or_zero(new)), 0.0)
+
+
+@triton.jit
+def masked_rows_max(values, valid_rows):
+    """Column-wise maximum over the rows marked valid (``-inf`` if none)."""
+    return tl.max(tl.where(valid_rows[:, None], values, NEG_INF), axis=0)
+
+
+#: Warps per program by kernel name, overriding the defaults (benchmarks sweep them).
+WARPS: dict[str, int] = {}
+
+
+def num_warps_for(*tile_elements: int) -> int:
+    """Warps per program from the largest float32 register tile (about 64 values per thread)."""
+    largest = max(tile_elements)
+    return 8 if largest >= 8192 else 4
+
+
+def launch_warps(kernel_name: str, default: int) -> int:
+    """Warps for a launch of ``kernel_name``: :data:`WARPS` if set there, else ``default``."""
+    return WARPS.get(kernel_name, default)

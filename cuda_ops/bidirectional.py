@@ -1,0 +1,492 @@
+"""Bidirectional ELA in Triton: feature map, state ``(S, C)`` and readout fused, forward and backward.
+
+Forward, per (batch, head):
+
+1. ``_state_partial_kernel``: programs split the keys into ``P`` slices; each folds its slice
+   into a partial state with an online per-feature maximum (one read of k and v).
+2. ``_state_combine_kernel``: moves the partials to the global shift and sums them: the state of
+   :class:`~yolo_lat.ela.ELAState` (``S``, ``C``, ``shift``), in float32.
+3. ``_readout_kernel``: each program maps a tile of queries to features and reads the state.
+
+Backward: ``_query_grad_kernel`` recomputes the forward of a query tile, writes ``dq`` and a
+partial gradient ``G = sum_i phi_i [dy_i, -delta_i]`` of the state; the partials are summed and
+``_key_grad_kernel`` turns ``G`` into ``dk`` and ``dv``.
+
+Tensors are addressed through their strides, so the ``(B, heads, N, D)`` views of an NCHW
+feature map (last dimension of stride ``N``) are read in place, and outputs of such inputs are
+allocated channel-first (see :func:`like_layout`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ._common import (
+    EXTRA_W,
+    NEG_INF,
+    POS_INF,
+    cast,
+    feature_input_grad,
+    feature_maps,
+    finite_or_zero,
+    key_coefficient,
+    launch_warps,
+    log_magnitude,
+    masked_rows_max,
+    mm,
+    mm_exact_lhs,
+    mm_exact_rhs,
+    mm_precise,
+    query_coefficient,
+    query_log_norm,
+    rescale_factor,
+    scale_keys,
+    scale_queries,
+)
+from .buffers import empty, feature_count, like_layout, padded_features
+
+#: Rows per tile of queries or keys.
+BLOCK_ROWS = 64
+#: Feature rows per program when combining partial states (16: the extra-feature tile's width).
+COMBINE_ROWS = 16
+#: Programs per multiprocessor aimed at by the split-key passes.
+PROGRAMS_PER_SM = 2
+
+
+@functools.cache
+def _multiprocessors(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4  # the interpreter: a few slices, so that the combine is exercised
+
+
+def _slices(length: int, programs_per_slice: int, device: torch.device) -> tuple[int, int]:
+    """Number of key slices and rows per slice for the split passes (rows a multiple of the tile)."""
+    tiles = triton.cdiv(length, BLOCK_ROWS)
+    target = PROGRAMS_PER_SM * _multiprocessors(device)
+    parts = max(1, min(tiles, target // max(1, programs_per_slice)))
+    rows = triton.cdiv(tiles, parts) * BLOCK_ROWS
+    return triton.cdiv(length, rows), rows
+
+
+@triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
+def _state_partial_kernel(
+    k_ptr, v_ptr, part_s_ptr, part_c_ptr, part_shift_ptr,
+    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
+    heads, length, rows_per_part, n_parts, scale,
+    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    part = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    shift = tl.full([D], NEG_INF, tl.float32)
+    acc = tl.zeros([D, DV], tl.float32)
+    count = tl.zeros([D], tl.float32)
+    shift_x = tl.full([EW], NEG_INF, tl.float32)
+    acc_x = tl.zeros([EW, DV], tl.float32)
+    count_x = tl.zeros([EW], tl.float32)
+    start = part * rows_per_part
+    stop = tl.minimum(start + rows_per_part, length)
+    for row0 in range(start, stop, BL):
+        rows = row0 + tl.arange(0, BL)
+        valid = rows < stop
+        x = tl.load(k_base + rows[:, None] * sk_l + d[None, :] * sk_d, mask=valid[:, None], other=0.0)
+        values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
+        main, extra = feature_maps(x.to(tl.float32) * scale, KERNEL, True, EW)
+        new_shift = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
+        decay = rescale_factor(shift, new_shift)
+        psi = tl.where(valid[:, None], scale_keys(main, new_shift, LOG_DOMAIN), 0.0)
+        acc = acc * decay[:, None] + mm_exact_rhs(tl.trans(psi), values, DT)
+        count = count * decay + tl.sum(psi, axis=0)
+        shift = new_shift
+        if HAS_EXTRA:
+            new_shift_x = tl.maximum(shift_x, masked_rows_max(log_magnitude(extra, LOG_DOMAIN), valid))
+            decay_x = rescale_factor(shift_x, new_shift_x)
+            psi_x = tl.where(valid[:, None], scale_keys(extra, new_shift_x, LOG_DOMAIN), 0.0)
+            acc_x = acc_x * decay_x[:, None] + mm_exact_rhs(tl.trans(psi_x), values, DT)
+            count_x = count_x * decay_x + tl.sum(psi_x, axis=0)
+            shift_x = new_shift_x
+    slot = bh.to(tl.int64) * n_parts + part
+    tl.store(part_s_ptr + slot * FP * DV + d[:, None] * DV + dv[None, :], acc)
+    tl.store(part_c_ptr + slot * FP + d, count)
+    tl.store(part_shift_ptr + slot * FP + d, shift)
+    if HAS_EXTRA:
+        tl.store(part_s_ptr + slot * FP * DV + (D + e)[:, None] * DV + dv[None, :], acc_x)
+        tl.store(part_c_ptr + slot * FP + D + e, count_x)
+        tl.store(part_shift_ptr + slot * FP + D + e, shift_x)
+
+
+@triton.jit
+def _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R: tl.constexpr, FP: tl.constexpr,
+                  DV: tl.constexpr):  # fmt: skip
+    """Sum ``n_parts`` partial states of rows ``row0 .. row0 + R`` at their common largest shift."""
+    r = row0 + tl.arange(0, R)
+    dv = tl.arange(0, DV)
+    shift = tl.full([R], NEG_INF, tl.float32)
+    acc = tl.zeros([R, DV], tl.float32)
+    count = tl.zeros([R], tl.float32)
+    for part in range(0, n_parts):
+        slot = bh.to(tl.int64) * n_parts + part
+        part_shift = tl.load(part_shift_ptr + slot * FP + r)
+        new_shift = tl.maximum(shift, part_shift)
+        old_factor = rescale_factor(shift, new_shift)
+        part_factor = rescale_factor(part_shift, new_shift)
+        part_s = tl.load(part_s_ptr + slot * FP * DV + r[:, None] * DV + dv[None, :])
+        acc = acc * old_factor[:, None] + part_s * part_factor[:, None]
+        count = count * old_factor + tl.load(part_c_ptr + slot * FP + r) * part_factor
+        shift = new_shift
+    return acc, count, shift
+
+
+@triton.jit(do_not_specialize=["n_parts"])
+def _state_combine_kernel(
+    part_s_ptr, part_c_ptr, part_shift_ptr, s_ptr, c_ptr, shift_ptr, n_parts,
+    DV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, R: tl.constexpr,
+):  # fmt: skip
+    # one program per (batch x head, block of R feature rows): rows are independent
+    bh = tl.program_id(0)
+    row0 = tl.program_id(1) * R
+    rows = row0 + tl.arange(0, R)
+    dv = tl.arange(0, DV)
+    acc, count, shift = _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R, FP, DV)
+    keep = rows < F  # padded rows of the extra-feature tile beyond F are dropped (same row numbers below F)
+    base = bh.to(tl.int64) * F
+    tl.store(s_ptr + (base + rows)[:, None] * DV + dv[None, :], acc, mask=keep[:, None])
+    tl.store(c_ptr + base + rows, count, mask=keep)
+    tl.store(shift_ptr + base + rows, shift, mask=keep)
+
+
+@triton.jit
+def _load_state(s_ptr, c_ptr, shift_ptr, bh, D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr,
+                HAS_EXTRA: tl.constexpr, EW: tl.constexpr):  # fmt: skip
+    """Load a float32 state ``(S (F, DV), C (F,), shift (F,))`` as main and extra tiles.
+
+    Missing extra rows come back as ``S = C = 0`` and ``shift = -inf``: features that never appear.
+    """
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    base = bh.to(tl.int64) * F
+    s = tl.load(s_ptr + (base + d)[:, None] * DV + dv[None, :])
+    c = tl.load(c_ptr + base + d)
+    shift = tl.load(shift_ptr + base + d)
+    if HAS_EXTRA:
+        keep = e < F - D
+        s_x = tl.load(s_ptr + (base + D + e)[:, None] * DV + dv[None, :], mask=keep[:, None], other=0.0)
+        c_x = tl.load(c_ptr + base + D + e, mask=keep, other=0.0)
+        shift_x = tl.load(shift_ptr + base + D + e, mask=keep, other=NEG_INF)
+    else:
+        s_x = tl.zeros([EW, DV], tl.float32)
+        c_x = tl.zeros([EW], tl.float32)
+        shift_x = tl.full([EW], NEG_INF, tl.float32)
+    return s, c, shift, s_x, c_x, shift_x
+
+
+@triton.jit
+def _query_features(q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x,
+                    D: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr,
+                    EW: tl.constexpr):  # fmt: skip
+    """Load a query tile; return scaled inputs, raw features and the per-row log-normaliser."""
+    d = tl.arange(0, D)
+    x = tl.load(q_base + rows[:, None] * sq_l + d[None, :] * sq_d, mask=valid[:, None], other=0.0)
+    x = x.to(tl.float32) * scale
+    main, extra = feature_maps(x, KERNEL, False, EW)
+    if HAS_EXTRA:
+        top = tl.maximum(
+            tl.max(log_magnitude(main, LOG_DOMAIN) + shift[None, :], axis=1),
+            tl.max(log_magnitude(extra, LOG_DOMAIN) + shift_x[None, :], axis=1),
+        )
+        log_norm = finite_or_zero(top)
+    else:
+        log_norm = query_log_norm(main, shift, LOG_DOMAIN)
+    return x, main, extra, log_norm
+
+
+@triton.jit(do_not_specialize=["heads", "length"])
+def _readout_kernel(
+    q_ptr, s_ptr, c_ptr, shift_ptr, out_ptr,
+    sq_b, sq_h, sq_l, sq_d, so_b, so_h, so_l, so_d,
+    heads, length, scale,
+    D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    tile = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    rows = tile * BL + tl.arange(0, BL)
+    valid = rows < length
+    dv = tl.arange(0, DV)
+    s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
+    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
+    _, main, extra, log_norm = _query_features(
+        q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
+    )
+    phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
+    num = mm(phi, s, DT)
+    den = tl.sum(phi * c[None, :], axis=1)
+    if HAS_EXTRA:
+        phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
+        num += mm(phi_x, s_x, DT)
+        den += tl.sum(phi_x * c_x[None, :], axis=1)
+    positive = den > 0
+    out = tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
+    out_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
+    tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_ptr.dtype.element_ty),
+             mask=valid[:, None])  # fmt: skip
+
+
+@triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
+def _query_grad_kernel(
+    q_ptr, dout_ptr, s_ptr, c_ptr, shift_ptr, dq_ptr, part_g_ptr, part_gc_ptr,
+    sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d, sdq_b, sdq_h, sdq_l, sdq_d,
+    heads, length, rows_per_part, n_parts, scale,
+    D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    part = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
+    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
+    g_base = dout_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
+    dq_base = dq_ptr + batch.to(tl.int64) * sdq_b + head.to(tl.int64) * sdq_h
+    g_acc = tl.zeros([D, DV], tl.float32)
+    gc_acc = tl.zeros([D], tl.float32)
+    g_acc_x = tl.zeros([EW, DV], tl.float32)
+    gc_acc_x = tl.zeros([EW], tl.float32)
+    start = part * rows_per_part
+    stop = tl.minimum(start + rows_per_part, length)
+    for row0 in range(start, stop, BL):
+        rows = row0 + tl.arange(0, BL)
+        valid = rows < stop
+        x, main, extra, log_norm = _query_features(
+            q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
+        )
+        dy = tl.load(g_base + rows[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
+        dy = cast(dy, DT)
+        phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
+        # X = S dy per feature, accurate (dy is exact in DT, S is split); delta = dy . y is then
+        # phi . X / den, computed in float32 without a rounded y: the query gradient
+        # X - delta C cancels strongly when features discriminate little.
+        proj = mm_exact_lhs(dy, tl.trans(s), DT)
+        den = tl.sum(phi * c[None, :], axis=1)
+        num_dy = tl.sum(phi * proj, axis=1)
+        if HAS_EXTRA:
+            phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
+            proj_x = mm_exact_lhs(dy, tl.trans(s_x), DT)
+            den += tl.sum(phi_x * c_x[None, :], axis=1)
+            num_dy += tl.sum(phi_x * proj_x, axis=1)
+        live = (den > 0) & valid
+        safe_den = tl.where(live, den, 1.0)
+        # lse = log of the true denominator; dead rows (no weight) get +inf: no gradient
+        lse = tl.where(live, log_norm + tl.log(safe_den), POS_INF)
+        delta = tl.where(live, num_dy / safe_den, 0.0)
+        coef = query_coefficient(main, shift, lse, LOG_DOMAIN)
+        grad_main = coef * (proj - delta[:, None] * c[None, :])
+        phi_hat = cast(scale_queries(main, shift, lse, LOG_DOMAIN), DT).to(tl.float32)
+        g_acc += mm(tl.trans(phi_hat), dy, DT)
+        gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
+        grad_extra = tl.zeros([BL, EW], tl.float32)
+        if HAS_EXTRA:
+            coef_x = query_coefficient(extra, shift_x, lse, LOG_DOMAIN)
+            grad_extra = coef_x * (proj_x - delta[:, None] * c_x[None, :])
+            phi_hat_x = cast(scale_queries(extra, shift_x, lse, LOG_DOMAIN), DT).to(tl.float32)
+            g_acc_x += mm(tl.trans(phi_hat_x), dy, DT)
+            gc_acc_x -= tl.sum(phi_hat_x * delta[:, None], axis=0)
+        dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, False, EW) * scale
+        tl.store(dq_base + rows[:, None] * sdq_l + d[None, :] * sdq_d, cast(dx, dq_ptr.dtype.element_ty),
+                 mask=valid[:, None])  # fmt: skip
+    slot = bh.to(tl.int64) * n_parts + part
+    tl.store(part_g_ptr + slot * FP * DV + d[:, None] * DV + dv[None, :], g_acc)
+    tl.store(part_gc_ptr + slot * FP + d, gc_acc)
+    if HAS_EXTRA:
+        tl.store(part_g_ptr + slot * FP * DV + (D + e)[:, None] * DV + dv[None, :], g_acc_x)
+        tl.store(part_gc_ptr + slot * FP + D + e, gc_acc_x)
+
+
+@triton.jit(do_not_specialize=["heads", "length"])
+def _key_grad_kernel(
+    k_ptr, v_ptr, g_ptr, gc_ptr, shift_ptr, dk_ptr, dv_ptr,
+    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
+    sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
+    heads, length, scale,
+    D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    tile = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    rows = tile * BL + tl.arange(0, BL)
+    valid = rows < length
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    g, gc, shift, g_x, gc_x, shift_x = _load_state(g_ptr, gc_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    x = tl.load(k_base + rows[:, None] * sk_l + d[None, :] * sk_d, mask=valid[:, None], other=0.0)
+    x = x.to(tl.float32) * scale
+    values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
+    main, extra = feature_maps(x, KERNEL, True, EW)
+    psi = tl.where(valid[:, None], scale_keys(main, shift, LOG_DOMAIN), 0.0)
+    dvalue = mm_precise(psi, g, DT)
+    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :])
+    grad_extra = tl.zeros([BL, EW], tl.float32)
+    if HAS_EXTRA:
+        psi_x = tl.where(valid[:, None], scale_keys(extra, shift_x, LOG_DOMAIN), 0.0)
+        dvalue += mm_precise(psi_x, g_x, DT)
+        grad_extra = key_coefficient(extra, shift_x, LOG_DOMAIN) * (
+            mm_exact_lhs(values, tl.trans(g_x), DT) + gc_x[None, :]
+        )
+    dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, True, EW) * scale
+    dk_base = dk_ptr + batch.to(tl.int64) * sdk_b + head.to(tl.int64) * sdk_h
+    dv_base = dv_ptr + batch.to(tl.int64) * sdv_b + head.to(tl.int64) * sdv_h
+    tl.store(dk_base + rows[:, None] * sdk_l + d[None, :] * sdk_d, cast(dx, dk_ptr.dtype.element_ty),
+             mask=valid[:, None])  # fmt: skip
+    tl.store(dv_base + rows[:, None] * sdv_l + dv[None, :] * sdv_d, cast(dvalue, dv_ptr.dtype.element_ty),
+             mask=valid[:, None])  # fmt: skip
+
+
+_TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
+
+def _kernel_flags(kernel_id: int, head_dim: int) -> dict:
+    return {
+        "KERNEL": kernel_id,
+        "LOG_DOMAIN": kernel_id == 0,
+        "HAS_EXTRA": kernel_id != 0,
+        "EW": EXTRA_W,
+        "D": head_dim,
+    }
+
+
+def bidirectional_forward(
+    q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Launch the bidirectional forward kernels.
+
+    Args:
+        q: ``(B, H, Lq, D)``; k: ``(B, H, Lk, D)``; v: ``(B, H, Lk, Dv)``; any strides, one dtype
+            among float32/float16/bfloat16; D, Dv powers of two in 16..128.
+        kernel_id: 0 Hadamard Exp, 1 sum / 2 sub squared Euclidean, 3 modulated dot.
+        scale: multiplies q and k before the feature maps.
+
+    Returns:
+        ``(out (B, H, Lq, Dv) in v's dtype, S (B, H, F, Dv), C (B, H, F), shift (B, H, F))``, the
+        state in float32 with the layout of :class:`~yolo_lat.ela.ELAState`.
+
+    Example:
+        >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 64**-0.5)  # doctest: +SKIP
+    """
+    batch, heads, length_q, head_dim = q.shape
+    length_k, value_dim = v.shape[2], v.shape[3]
+    features = feature_count(head_dim, kernel_id)
+    padded = padded_features(head_dim, kernel_id)
+    flags = _kernel_flags(kernel_id, head_dim)
+    dt = _TL_DTYPES[v.dtype]
+    heavy = 8 if head_dim * value_dim >= 4096 else 4
+    n_parts, rows = _slices(length_k, batch * heads, q.device)
+    device = q.device
+    part_s = empty(batch * heads * n_parts, padded, value_dim, device=device, dtype=torch.float32)
+    part_c = empty(batch * heads * n_parts, padded, device=device, dtype=torch.float32)
+    part_shift = empty(batch * heads * n_parts, padded, device=device, dtype=torch.float32)
+    _state_partial_kernel[(n_parts, batch * heads)](
+        k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
+        heads, length_k, rows, n_parts, scale,
+        DV=value_dim, FP=padded, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_state_partial_kernel", heavy),
+        **flags,
+    )  # fmt: skip
+    state_s = empty(batch, heads, features, value_dim, device=device, dtype=torch.float32)
+    state_c = empty(batch, heads, features, device=device, dtype=torch.float32)
+    state_shift = empty(batch, heads, features, device=device, dtype=torch.float32)
+    _state_combine_kernel[(batch * heads, padded // COMBINE_ROWS)](
+        part_s, part_c, part_shift, state_s, state_c, state_shift, n_parts,
+        DV=value_dim, F=features, FP=padded, R=COMBINE_ROWS,
+        num_warps=launch_warps("_state_combine_kernel", 4),
+    )  # fmt: skip
+    out = like_layout(q, value_dim, v.dtype)
+    _readout_kernel[(triton.cdiv(length_q, BLOCK_ROWS), batch * heads)](
+        q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length_q, scale,
+        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_readout_kernel", 4), **flags,
+    )  # fmt: skip
+    return out, state_s, state_c, state_shift
+
+
+def bidirectional_backward(
+    grad_out: Tensor,
+    grad_s: Tensor | None,
+    grad_c: Tensor | None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    state_s: Tensor,
+    state_c: Tensor,
+    state_shift: Tensor,
+    kernel_id: int,
+    scale: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients ``(dq, dk, dv)`` of the bidirectional forward, from the saved float32 state.
+
+    Args:
+        grad_out: ``(B, H, Lq, Dv)`` gradient of the output (any strides).
+        grad_s, grad_c: gradients of the returned state ``S``/``C`` (or None).
+        q, k, v, kernel_id, scale: the forward's inputs.
+        state_s, state_c, state_shift: the forward's float32 state.
+
+    Returns:
+        ``dq, dk, dv`` in the dtypes and layouts of ``q, k, v``.
+
+    Example:
+        >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 0.125)  # doctest: +SKIP
+        >>> dq, dk, dv = bidirectional_backward(torch.ones_like(out), None, None, q, k, v, S, C, shift, 0, 0.125)
+    """
+    batch, heads, length_q, head_dim = q.shape
+    length_k, value_dim = v.shape[2], v.shape[3]
+    features = feature_count(head_dim, kernel_id)
+    padded = padded_features(head_dim, kernel_id)
+    flags = _kernel_flags(kernel_id, head_dim)
+    dt = _TL_DTYPES[v.dtype]
+    heavy = 8 if head_dim * value_dim >= 4096 else 4
+    device = q.device
+    n_parts, rows = _slices(length_q, batch * heads, q.device)
+    part_g = empty(batch * heads, n_parts, padded, value_dim, device=device, dtype=torch.float32)
+    part_gc = empty(batch * heads, n_parts, padded, device=device, dtype=torch.float32)
+    dq = like_layout(q, head_dim, q.dtype)
+    _query_grad_kernel[(n_parts, batch * heads)](
+        q, grad_out, state_s, state_c, state_shift, dq, part_g, part_gc,
+        *q.stride(), *grad_out.stride(), *dq.stride(), heads, length_q, rows, n_parts, scale,
+        DV=value_dim, F=features, FP=padded, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_query_grad_kernel", 8),
+        **flags,
+    )  # fmt: skip
+    g = part_g.sum(1)[:, :features]
+    gc = part_gc.sum(1)[:, :features]
+    if grad_s is not None:
+        g = g + grad_s.reshape(batch * heads, features, value_dim)
+    if grad_c is not None:
+        gc = gc + grad_c.reshape(batch * heads, features)
+    g, gc = g.contiguous(), gc.contiguous()
+    dk = like_layout(k, head_dim, k.dtype)
+    dv = like_layout(v, value_dim, v.dtype)
+    _key_grad_kernel[(triton.cdiv(length_k, BLOCK_ROWS), batch * heads)](
+        k, v, g, gc, state_shift, dk, dv, *k.stride(), *v.stride(), *dk.stride(), *dv.stride(),
+        heads, length_k, scale, DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt,
+        num_warps=launch_warps("_key_grad_kernel", heavy), **flags,
+    )  # fmt: skip
+    return dq, dk, dv

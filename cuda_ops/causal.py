@@ -1,0 +1,607 @@
+"""Chunked causal ELA in Triton, forward and backward, with initial and final state.
+
+The sequence is cut into chunks of ``BT`` tokens. Forward:
+
+1. ``_chunk_state_kernel`` (sequential over chunks, parallel over batch x heads x value blocks)
+   writes the state entering every chunk, ``S_t``, ``C_t`` at shift ``start_t``, and the final state.
+   ``start_t`` is the running per-feature maximum of key log-magnitudes before chunk ``t``
+   (``end_t = start_{t+1}`` after it), exactly as in :func:`yolo_lat.ela.attention._causal`.
+2. ``_chunk_output_kernel`` (parallel over chunks) adds the intra-chunk part and reads the state:
+   ``y_i = (sum_{j<=i in chunk} w_ij v_j + phi_in_i S_t) / (... C_t)``.
+
+Intra-chunk weights on tensor cores (the GLA-style bound): with the chunk's end shift ``end``,
+``w_ij = sum_f exp(phi_if + end_f - s_i) exp(psi_jf - end_f)``, both factors <= 1 when the query
+normaliser is ``s_i = max_f(phi_if + end_f)`` (the torch path uses the running maximum ``R_i``
+instead of ``end``). Then a query's largest weight is at least ``exp(-(s_i - max_f(phi_if + R_if)))
+>= exp(-growth)`` with ``growth = max_f(end_f - max(start_f, psi_0f))``, the rise of the running
+maximum inside the chunk after its first key. **Bound relied on**: while ``growth <= THRESH``
+(30, or 8 for float16 whose range is narrower), nothing overflows or underflows and the products
+are as exact as the rounding of the operands. A chunk whose keys rise more than that (Hadamard
+Exp only; e.g. the first chunk of inputs of magnitude 50) takes the exact path instead: one query
+at a time, weights summed elementwise in log space from the running maximum ``R_i``, as the torch
+path does. Linear-domain kernels need no bound (no exponentials) and never take it.
+
+Backward (FlashAttention style, normalised by ``lse_i = log sum_j w_ij`` saved by the forward):
+``_chunk_grad_state_kernel`` runs a reverse scan for the gradient of every chunk's incoming state,
+``G_t = sum_{i after chunk t} phi_i^T [dy_i, -delta_i]`` with ``delta_i = dy_i . y_i``; then
+``_chunk_grad_kernel`` (parallel over chunks) writes dq, dk, dv.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ._common import (
+    NEG_INF,
+    POS_INF,
+    cast,
+    feature_input_grad,
+    feature_maps,
+    finite_or_zero,
+    key_coefficient,
+    launch_warps,
+    log_magnitude,
+    masked_rows_max,
+    mm,
+    mm_exact_lhs,
+    mm_exact_rhs,
+    mm_precise,
+    query_coefficient,
+    rescale_factor,
+    scale_keys,
+    scale_queries,
+)
+from .bidirectional import _TL_DTYPES, _kernel_flags
+from .buffers import empty, feature_count, like_layout, padded_features
+
+#: Largest rise of the running key maximum inside a chunk for the tensor-core path (see above).
+GROWTH_LIMIT = {torch.float16: 8.0, torch.bfloat16: 30.0, torch.float32: 30.0}
+
+
+def chunk_length(head_dim: int, value_dim: int) -> int:
+    """Tokens per chunk: 64, or 32 when a head dimension is 128 (register pressure)."""
+    return 64 if max(head_dim, value_dim) <= 64 else 32
+
+
+@triton.jit
+def _mm_maybe_precise(a, b, DT: tl.constexpr, PRECISE: tl.constexpr):
+    if PRECISE:
+        return mm_precise(a, b, DT)
+    return mm(a, b, DT)
+
+
+@triton.jit
+def _load_rows(base, row_offset, rows, cols, s_row, s_col, n_rows, R: tl.constexpr, C: tl.constexpr, other):
+    """Load ``(R, C)`` float32 values of rows ``row_offset + rows`` (rows >= n_rows give ``other``)."""
+    ptrs = base + (row_offset + rows)[:, None] * s_row + cols[None, :] * s_col
+    return tl.load(ptrs, mask=(rows < n_rows)[:, None], other=other).to(tl.float32)
+
+
+@triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
+def _chunk_state_kernel(
+    k_ptr, v_ptr, s0_ptr, c0_ptr, shift0_ptr,
+    chunk_s_ptr, chunk_c_ptr, chunk_shift_ptr, s_out_ptr, c_out_ptr, shift_out_ptr,
+    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
+    heads, length, n_chunks, scale,
+    D: tl.constexpr, DV: tl.constexpr, BV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    HAS_INITIAL: tl.constexpr, DT: tl.constexpr,
+):  # fmt: skip
+    pid_v = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    d = tl.arange(0, D)
+    e = tl.arange(0, EW)
+    cols = pid_v * BV + tl.arange(0, BV)
+    local = tl.arange(0, BT)
+    writer = pid_v == 0  # every value block computes C and the shifts; the first one stores them
+    keep_x = e < F - D
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    state_row = bh.to(tl.int64) * F
+    if HAS_INITIAL:
+        s = tl.load(s0_ptr + (state_row + d)[:, None] * DV + cols[None, :])
+        c = tl.load(c0_ptr + state_row + d)
+        shift = tl.load(shift0_ptr + state_row + d)
+        s_x = tl.load(s0_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], mask=keep_x[:, None], other=0.0)
+        c_x = tl.load(c0_ptr + state_row + D + e, mask=keep_x, other=0.0)
+        shift_x = tl.load(shift0_ptr + state_row + D + e, mask=keep_x, other=NEG_INF)
+    else:
+        s = tl.zeros([D, BV], tl.float32)
+        c = tl.zeros([D], tl.float32)
+        shift = tl.full([D], NEG_INF, tl.float32)
+        s_x = tl.zeros([EW, BV], tl.float32)
+        c_x = tl.zeros([EW], tl.float32)
+        shift_x = tl.full([EW], NEG_INF, tl.float32)
+    for t in range(0, n_chunks):
+        slot = bh.to(tl.int64) * n_chunks + t
+        shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
+        tl.store(chunk_s_ptr + (slot * FP + d)[:, None] * DV + cols[None, :], s)
+        tl.store(chunk_c_ptr + slot * FP + d, c, mask=writer & (d < D))
+        tl.store(chunk_shift_ptr + shift_slot * FP + d, shift, mask=writer & (d < D))
+        row0 = t * BT
+        valid = row0 + local < length
+        x = _load_rows(k_base, row0, local, d, sk_l, sk_d, length - row0, BT, D, 0.0) * scale
+        values = tl.load(v_base + (row0 + local)[:, None] * sv_l + cols[None, :] * sv_d, mask=valid[:, None], other=0.0)
+        main, extra = feature_maps(x, KERNEL, True, EW)
+        end = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
+        decay = rescale_factor(shift, end)
+        psi = tl.where(valid[:, None], scale_keys(main, end, LOG_DOMAIN), 0.0)
+        s = s * decay[:, None] + mm_exact_rhs(tl.trans(psi), values, DT)
+        c = c * decay + tl.sum(psi, axis=0)
+        shift = end
+        if HAS_EXTRA:
+            tl.store(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], s_x)
+            tl.store(chunk_c_ptr + slot * FP + D + e, c_x, mask=writer & (e < EW))
+            tl.store(chunk_shift_ptr + shift_slot * FP + D + e, shift_x, mask=writer & (e < EW))
+            end_x = tl.maximum(shift_x, masked_rows_max(log_magnitude(extra, LOG_DOMAIN), valid))
+            decay_x = rescale_factor(shift_x, end_x)
+            psi_x = tl.where(valid[:, None], scale_keys(extra, end_x, LOG_DOMAIN), 0.0)
+            s_x = s_x * decay_x[:, None] + mm_exact_rhs(tl.trans(psi_x), values, DT)
+            c_x = c_x * decay_x + tl.sum(psi_x, axis=0)
+            shift_x = end_x
+    last_slot = bh.to(tl.int64) * (n_chunks + 1) + n_chunks
+    tl.store(chunk_shift_ptr + last_slot * FP + d, shift, mask=writer & (d < D))
+    tl.store(s_out_ptr + (state_row + d)[:, None] * DV + cols[None, :], s)
+    tl.store(c_out_ptr + state_row + d, c, mask=writer & (d < D))
+    tl.store(shift_out_ptr + state_row + d, shift, mask=writer & (d < D))
+    if HAS_EXTRA:
+        tl.store(chunk_shift_ptr + last_slot * FP + D + e, shift_x, mask=writer & (e < EW))
+        tl.store(s_out_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], s_x, mask=keep_x[:, None])
+        tl.store(c_out_ptr + state_row + D + e, c_x, mask=writer & keep_x)
+        tl.store(shift_out_ptr + state_row + D + e, shift_x, mask=writer & keep_x)
+
+
+@triton.jit
+def _chunk_growth(start, main, valid, local, end, LOG_DOMAIN: tl.constexpr):
+    """Rise of the running key maximum inside the chunk after its first key (0 for linear kernels)."""
+    if LOG_DOMAIN:
+        first = tl.maximum(start, tl.max(tl.where((local == 0)[:, None] & valid[:, None], main, NEG_INF), axis=0))
+        growth = tl.max(end - first, axis=0)
+    else:
+        growth = 0.0
+    return growth
+
+
+@triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
+def _chunk_output_kernel(
+    q_ptr, k_ptr, v_ptr, chunk_s_ptr, chunk_c_ptr, chunk_shift_ptr, out_ptr, residual_ptr, lse_ptr,
+    sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
+    sr_b, sr_h, sr_l, sr_d,
+    heads, length, n_chunks, scale,
+    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    SAVE_RESIDUAL: tl.constexpr, GROWTH_LIMIT: tl.constexpr, DT: tl.constexpr,
+):  # fmt: skip
+    t = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    local = tl.arange(0, BT)
+    row0 = t * BT
+    valid = row0 + local < length
+    slot = bh.to(tl.int64) * n_chunks + t
+    shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
+    start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
+    end = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + d)
+    s_in = tl.load(chunk_s_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
+    c_in = tl.load(chunk_c_ptr + slot * FP + d)
+    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    o_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
+    r_base = residual_ptr + batch.to(tl.int64) * sr_b + head.to(tl.int64) * sr_h
+    lse_base = lse_ptr + bh.to(tl.int64) * length + row0
+    xk = _load_rows(k_base, row0, local, d, sk_l, sk_d, length - row0, BT, D, 0.0) * scale
+    values = tl.load(v_base + (row0 + local)[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
+    fk, fk_x = feature_maps(xk, KERNEL, True, EW)
+    growth = _chunk_growth(start, fk, valid, local, end, LOG_DOMAIN)
+    if growth > GROWTH_LIMIT:
+        # exact path (log domain only): one query at a time from the running maximum R_i
+        running = start
+        v32 = values.to(tl.float32)
+        for i in range(0, tl.minimum(BT, length - row0)):
+            fq_i = tl.load(q_base + (row0 + i) * sq_l + d * sq_d).to(tl.float32) * scale
+            running = tl.maximum(running, tl.sum(tl.where((local == i)[:, None], fk, 0.0), axis=0))
+            s_i = finite_or_zero(tl.max(fq_i + running, axis=0))
+            pair = tl.exp(fq_i[None, :] + fk - s_i)
+            weights = tl.sum(tl.where((local <= i)[:, None], pair, 0.0), axis=1)
+            phi_in = tl.exp(fq_i + start - s_i)
+            num = tl.sum(weights[:, None] * v32, axis=0) + tl.sum(phi_in[:, None] * s_in, axis=0)
+            den = tl.sum(weights, axis=0) + tl.sum(phi_in * c_in, axis=0)
+            y = tl.where(den > 0, num / tl.where(den > 0, den, 1.0), 0.0)
+            rounded = cast(y, out_ptr.dtype.element_ty)
+            tl.store(o_base + (row0 + i) * so_l + dv * so_d, rounded)
+            if SAVE_RESIDUAL:
+                tl.store(r_base + (row0 + i) * sr_l + dv * sr_d, cast(y - rounded.to(tl.float32), DT))
+            tl.store(lse_base + i, tl.where(den > 0, s_i + tl.log(tl.where(den > 0, den, 1.0)), POS_INF))
+    else:
+        xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
+        fq, fq_x = feature_maps(xq, KERNEL, False, EW)
+        causal = (local[None, :] <= local[:, None]) & valid[None, :]
+        psi = tl.where(valid[:, None], scale_keys(fk, end, LOG_DOMAIN), 0.0)
+        log_norm = tl.max(log_magnitude(fq, LOG_DOMAIN) + end[None, :], axis=1)
+        if HAS_EXTRA:
+            start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
+            end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
+            log_norm = tl.maximum(log_norm, tl.max(log_magnitude(fq_x, LOG_DOMAIN) + end_x[None, :], axis=1))
+        log_norm = finite_or_zero(log_norm)
+        phi_end = scale_queries(fq, end, log_norm, LOG_DOMAIN)
+        phi_in = scale_queries(fq, start, log_norm, LOG_DOMAIN)
+        # For training (SAVE_RESIDUAL) the products are split into high and low parts: the
+        # backward's delta = dy . y must be accurate (see _mm_precise); inference rounds once.
+        weights = _mm_maybe_precise(phi_end, tl.trans(psi), DT, SAVE_RESIDUAL)
+        num = _mm_maybe_precise(phi_in, s_in, DT, SAVE_RESIDUAL)
+        den = tl.sum(phi_in * c_in[None, :], axis=1)
+        if HAS_EXTRA:
+            s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
+            c_in_x = tl.load(chunk_c_ptr + slot * FP + D + e)
+            psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
+            phi_in_x = scale_queries(fq_x, start_x, log_norm, LOG_DOMAIN)
+            phi_end_x = scale_queries(fq_x, end_x, log_norm, LOG_DOMAIN)
+            weights += _mm_maybe_precise(phi_end_x, tl.trans(psi_x), DT, SAVE_RESIDUAL)
+            num += _mm_maybe_precise(phi_in_x, s_in_x, DT, SAVE_RESIDUAL)
+            den += tl.sum(phi_in_x * c_in_x[None, :], axis=1)
+        weights = tl.where(causal, weights, 0.0)
+        if SAVE_RESIDUAL:
+            num += mm_exact_rhs(weights, values, DT)
+        else:
+            num += mm(weights, values, DT)
+        den += tl.sum(weights, axis=1)
+        positive = den > 0
+        y = tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
+        rounded = cast(y, out_ptr.dtype.element_ty)
+        tl.store(o_base + (row0 + local)[:, None] * so_l + dv[None, :] * so_d, rounded, mask=valid[:, None])
+        if SAVE_RESIDUAL:
+            tl.store(r_base + (row0 + local)[:, None] * sr_l + dv[None, :] * sr_d,
+                     cast(y - rounded.to(tl.float32), DT), mask=valid[:, None])  # fmt: skip
+        lse = tl.where(positive, log_norm + tl.log(tl.where(positive, den, 1.0)), POS_INF)
+        tl.store(lse_base + local, lse, mask=valid)
+
+
+@triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
+def _chunk_grad_state_kernel(
+    q_ptr, dy_ptr, lse_ptr, delta_ptr, chunk_shift_ptr, ds_final_ptr, dc_final_ptr,
+    chunk_g_ptr, chunk_gc_ptr, ds0_ptr, dc0_ptr,
+    sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d,
+    heads, length, n_chunks, scale,
+    D: tl.constexpr, DV: tl.constexpr, BV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    HAS_FINAL_GRAD: tl.constexpr, WANT_INITIAL_GRAD: tl.constexpr, DT: tl.constexpr,
+):  # fmt: skip
+    pid_v = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    d = tl.arange(0, D)
+    e = tl.arange(0, EW)
+    cols = pid_v * BV + tl.arange(0, BV)
+    local = tl.arange(0, BT)
+    writer = pid_v == 0
+    keep_x = e < F - D
+    state_row = bh.to(tl.int64) * F
+    if HAS_FINAL_GRAD:
+        g = tl.load(ds_final_ptr + (state_row + d)[:, None] * DV + cols[None, :])
+        gc = tl.load(dc_final_ptr + state_row + d)
+        g_x = tl.load(ds_final_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], mask=keep_x[:, None], other=0.0)
+        gc_x = tl.load(dc_final_ptr + state_row + D + e, mask=keep_x, other=0.0)
+    else:
+        g = tl.zeros([D, BV], tl.float32)
+        gc = tl.zeros([D], tl.float32)
+        g_x = tl.zeros([EW, BV], tl.float32)
+        gc_x = tl.zeros([EW], tl.float32)
+    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
+    g_base = dy_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
+    for step in range(0, n_chunks):
+        t = n_chunks - 1 - step
+        slot = bh.to(tl.int64) * n_chunks + t
+        shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
+        tl.store(chunk_g_ptr + (slot * FP + d)[:, None] * DV + cols[None, :], g)
+        tl.store(chunk_gc_ptr + slot * FP + d, gc, mask=writer & (d < D))
+        row0 = t * BT
+        valid = row0 + local < length
+        start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
+        end = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + d)
+        lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=POS_INF)
+        delta = tl.load(delta_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=0.0)
+        dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + cols[None, :] * sg_d, mask=valid[:, None], other=0.0)
+        xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
+        fq, fq_x = feature_maps(xq, KERNEL, False, EW)
+        # rounded once, used for both halves of G so that they stay consistent
+        phi_in = cast(scale_queries(fq, start, lse, LOG_DOMAIN), DT).to(tl.float32)
+        decay = rescale_factor(start, end)
+        g = g * decay[:, None] + mm(tl.trans(phi_in), dy, DT)
+        gc = gc * decay - tl.sum(phi_in * delta[:, None], axis=0)
+        if HAS_EXTRA:
+            tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], g_x)
+            tl.store(chunk_gc_ptr + slot * FP + D + e, gc_x, mask=writer & (e < EW))
+            start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
+            end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
+            phi_in_x = cast(scale_queries(fq_x, start_x, lse, LOG_DOMAIN), DT).to(tl.float32)
+            decay_x = rescale_factor(start_x, end_x)
+            g_x = g_x * decay_x[:, None] + mm(tl.trans(phi_in_x), dy, DT)
+            gc_x = gc_x * decay_x - tl.sum(phi_in_x * delta[:, None], axis=0)
+    if WANT_INITIAL_GRAD:
+        tl.store(ds0_ptr + (state_row + d)[:, None] * DV + cols[None, :], g)
+        tl.store(dc0_ptr + state_row + d, gc, mask=writer & (d < D))
+        if HAS_EXTRA:
+            tl.store(ds0_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], g_x, mask=keep_x[:, None])
+            tl.store(dc0_ptr + state_row + D + e, gc_x, mask=writer & keep_x)
+
+
+@triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
+def _chunk_grad_kernel(
+    q_ptr, k_ptr, v_ptr, dy_ptr, lse_ptr, delta_ptr,
+    chunk_s_ptr, chunk_c_ptr, chunk_shift_ptr, chunk_g_ptr, chunk_gc_ptr, dq_ptr, dk_ptr, dv_ptr,
+    sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, sg_b, sg_h, sg_l, sg_d,
+    sdq_b, sdq_h, sdq_l, sdq_d, sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
+    heads, length, n_chunks, scale,
+    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    GROWTH_LIMIT: tl.constexpr, DT: tl.constexpr,
+):  # fmt: skip
+    t = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    local = tl.arange(0, BT)
+    row0 = t * BT
+    valid = row0 + local < length
+    slot = bh.to(tl.int64) * n_chunks + t
+    shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
+    start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
+    end = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + d)
+    s_in = tl.load(chunk_s_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
+    c_in = tl.load(chunk_c_ptr + slot * FP + d)
+    g = tl.load(chunk_g_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
+    gc = tl.load(chunk_gc_ptr + slot * FP + d)
+    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    g_base = dy_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
+    dq_base = dq_ptr + batch.to(tl.int64) * sdq_b + head.to(tl.int64) * sdq_h
+    dk_base = dk_ptr + batch.to(tl.int64) * sdk_b + head.to(tl.int64) * sdk_h
+    dv_base = dv_ptr + batch.to(tl.int64) * sdv_b + head.to(tl.int64) * sdv_h
+    row_stats = bh.to(tl.int64) * length + row0
+    xk = _load_rows(k_base, row0, local, d, sk_l, sk_d, length - row0, BT, D, 0.0) * scale
+    values = tl.load(v_base + (row0 + local)[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
+    fk, fk_x = feature_maps(xk, KERNEL, True, EW)
+    psi = tl.where(valid[:, None], scale_keys(fk, end, LOG_DOMAIN), 0.0)
+    growth = _chunk_growth(start, fk, valid, local, end, LOG_DOMAIN)
+    if growth > GROWTH_LIMIT:
+        # exact path (log domain only), the gradient of the forward's exact path
+        v32 = values.to(tl.float32)
+        grad_k = tl.zeros([BT, D], tl.float32)
+        grad_v = tl.zeros([BT, DV], tl.float32)
+        for i in range(0, tl.minimum(BT, length - row0)):
+            fq_i = tl.load(q_base + (row0 + i) * sq_l + d * sq_d).to(tl.float32) * scale
+            dy_i = tl.load(g_base + (row0 + i) * sg_l + dv * sg_d).to(tl.float32)
+            lse_i = tl.load(lse_ptr + row_stats + i)
+            delta_i = tl.load(delta_ptr + row_stats + i)
+            seen = (local <= i)[:, None]
+            pair = tl.where(seen, tl.exp(fq_i[None, :] + fk - lse_i), 0.0)  # normalised w_ijf
+            d_weight = tl.where(local <= i, tl.sum(dy_i[None, :] * v32, axis=1) - delta_i, 0.0)
+            phi_in = tl.exp(fq_i + start - lse_i)
+            grad_q = tl.sum(d_weight[:, None] * pair, axis=0)
+            grad_q += phi_in * (tl.sum(s_in * dy_i[None, :], axis=1) - delta_i * c_in)
+            tl.store(dq_base + (row0 + i) * sdq_l + d * sdq_d, cast(grad_q * scale, dq_ptr.dtype.element_ty))
+            grad_k += d_weight[:, None] * pair
+            grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
+        grad_v += mm(psi, g, DT)
+        grad_k += psi * (mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :])
+        tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
+                 cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+        tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
+                 cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+    else:
+        lse = tl.load(lse_ptr + row_stats + local, mask=valid, other=POS_INF)
+        delta = tl.load(delta_ptr + row_stats + local, mask=valid, other=0.0)
+        dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
+        xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
+        fq, fq_x = feature_maps(xq, KERNEL, False, EW)
+        causal = (local[None, :] <= local[:, None]) & valid[None, :]
+        phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
+        weights = mm(phi_hat, tl.trans(psi), DT)
+        if HAS_EXTRA:
+            start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
+            end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
+            psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
+            phi_hat_x = scale_queries(fq_x, end_x, lse, LOG_DOMAIN)
+            weights += mm(phi_hat_x, tl.trans(psi_x), DT)
+        weights = tl.where(causal, weights, 0.0)
+        d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
+        grad_v = mm(tl.trans(weights), dy, DT) + mm_precise(psi, g, DT)
+        grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_precise(d_weight, psi, DT)
+        grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
+            mm_exact_lhs(dy, tl.trans(s_in), DT) - delta[:, None] * c_in[None, :]
+        )
+        grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
+            mm(tl.trans(d_weight), phi_hat, DT) + mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :]
+        )
+        grad_q_x = tl.zeros([BT, EW], tl.float32)
+        grad_k_x = tl.zeros([BT, EW], tl.float32)
+        if HAS_EXTRA:
+            s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
+            c_in_x = tl.load(chunk_c_ptr + slot * FP + D + e)
+            g_x = tl.load(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
+            gc_x = tl.load(chunk_gc_ptr + slot * FP + D + e)
+            grad_v += mm(psi_x, g_x, DT)
+            grad_q_x = query_coefficient(fq_x, end_x, lse, LOG_DOMAIN) * mm_precise(d_weight, psi_x, DT)
+            grad_q_x += query_coefficient(fq_x, start_x, lse, LOG_DOMAIN) * (
+                mm_exact_lhs(dy, tl.trans(s_in_x), DT) - delta[:, None] * c_in_x[None, :]
+            )
+            grad_k_x = key_coefficient(fk_x, end_x, LOG_DOMAIN) * (
+                mm(tl.trans(d_weight), phi_hat_x, DT) + mm_exact_lhs(values, tl.trans(g_x), DT) + gc_x[None, :]
+            )
+        dq = feature_input_grad(xq, grad_q, grad_q_x, KERNEL, False, EW) * scale
+        dk = feature_input_grad(xk, grad_k, grad_k_x, KERNEL, True, EW) * scale
+        tl.store(dq_base + (row0 + local)[:, None] * sdq_l + d[None, :] * sdq_d,
+                 cast(dq, dq_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+        tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
+                 cast(dk, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+        tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
+                 cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+
+
+def _value_block(value_dim: int) -> int:
+    return min(value_dim, 32)
+
+
+def causal_forward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    initial_s: Tensor | None,
+    initial_c: Tensor | None,
+    initial_shift: Tensor | None,
+    kernel_id: int,
+    scale: float,
+    save_residual: bool,
+) -> tuple[Tensor, ...]:
+    """Launch the causal forward kernels.
+
+    Args:
+        q, k: ``(B, H, L, D)``; v: ``(B, H, L, Dv)`` (any strides, one dtype).
+        initial_s, initial_c, initial_shift: float32 state to continue from (``(B, H, F, Dv)``,
+            ``(B, H, F)``, ``(B, H, F)``), or all None.
+        kernel_id: built-in kernel number (0 Hadamard Exp, 1 sum, 2 sub, 3 modulated dot).
+        scale: multiplies q and k before the feature maps.
+        save_residual: also return ``y - out`` in v's dtype (the float32 output's rounding), which
+            the backward uses for an accurate ``delta = dy . y``.
+
+    Returns:
+        ``(out, S, C, shift, lse, chunk_s, chunk_c, chunk_shift, residual)``: the output
+        ``(B, H, L, Dv)``; the final float32 state; and what the backward needs: ``lse``
+        ``(B*H, L)``, the state entering each chunk and the shifts at chunk boundaries
+        (``(B*H, NT + 1, F')``, the last row the final shift), and the residual (empty unless
+        ``save_residual``).
+
+    Example:
+        >>> out, S, C, shift, *saved = causal_forward(q, k, v, None, None, None, 0, 0.125, False)  # doctest: +SKIP
+    """
+    batch, heads, length, head_dim = q.shape
+    value_dim = v.shape[-1]
+    features = feature_count(head_dim, kernel_id)
+    padded = padded_features(head_dim, kernel_id)
+    flags = _kernel_flags(kernel_id, head_dim)
+    dt = _TL_DTYPES[v.dtype]
+    block_t = chunk_length(head_dim, value_dim)
+    n_chunks = triton.cdiv(length, block_t)
+    bh = batch * heads
+    device = q.device
+    f32 = torch.float32
+    chunk_s = empty(bh, n_chunks, padded, value_dim, device=device, dtype=f32)
+    chunk_c = empty(bh, n_chunks, padded, device=device, dtype=f32)
+    chunk_shift = empty(bh, n_chunks + 1, padded, device=device, dtype=f32)
+    state_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
+    state_c = empty(batch, heads, features, device=device, dtype=f32)
+    state_shift = empty(batch, heads, features, device=device, dtype=f32)
+    has_initial = initial_s is not None
+    if has_initial:
+        initial_s, initial_c, initial_shift = (t.contiguous() for t in (initial_s, initial_c, initial_shift))
+    block_v = _value_block(value_dim)
+    _chunk_state_kernel[(value_dim // block_v, bh)](
+        k, v, initial_s if has_initial else state_s, initial_c if has_initial else state_c,
+        initial_shift if has_initial else state_shift,
+        chunk_s, chunk_c, chunk_shift, state_s, state_c, state_shift,
+        *k.stride(), *v.stride(), heads, length, n_chunks, scale,
+        DV=value_dim, BV=block_v, F=features, FP=padded, BT=block_t, HAS_INITIAL=has_initial, DT=dt,
+        num_warps=launch_warps("_chunk_state_kernel", 4), **flags,
+    )  # fmt: skip
+    out = like_layout(q, value_dim, v.dtype)
+    residual = like_layout(q, value_dim, v.dtype) if save_residual else out.new_empty(0)
+    lse = empty(bh, length, device=device, dtype=f32)
+    residual_strides = residual.stride() if save_residual else out.stride()
+    _chunk_output_kernel[(n_chunks, bh)](
+        q, k, v, chunk_s, chunk_c, chunk_shift, out, residual if save_residual else out, lse,
+        *q.stride(), *k.stride(), *v.stride(), *out.stride(), *residual_strides,
+        heads, length, n_chunks, scale,
+        DV=value_dim, FP=padded, BT=block_t, SAVE_RESIDUAL=save_residual, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
+        num_warps=launch_warps("_chunk_output_kernel", 8), **flags,
+    )  # fmt: skip
+    return out, state_s, state_c, state_shift, lse, chunk_s, chunk_c, chunk_shift, residual
+
+
+def causal_backward(
+    grad_out: Tensor,
+    grad_s: Tensor | None,
+    grad_c: Tensor | None,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    residual: Tensor,
+    lse: Tensor,
+    chunk_s: Tensor,
+    chunk_c: Tensor,
+    chunk_shift: Tensor,
+    kernel_id: int,
+    scale: float,
+    want_initial_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Gradients of :func:`causal_forward`.
+
+    Args:
+        grad_out: ``(B, H, L, Dv)`` gradient of the output; grad_s, grad_c: gradients of the final
+            state (or None).
+        q, k, v, kernel_id, scale: the forward's inputs; out, residual, lse, chunk_*: its outputs.
+        want_initial_grad: also return the gradients of the initial state.
+
+    Returns:
+        ``(dq, dk, dv, d_initial_s, d_initial_c)`` (the last two None unless asked for).
+
+    Example:
+        >>> out, S, C, shift, lse, cs, cc, cshift, res = causal_forward(  # doctest: +SKIP
+        ...     q, k, v, None, None, None, 0, 1.0, True)
+        >>> dq, dk, dv, _, _ = causal_backward(dy, None, None, q, k, v, out, res, lse, cs, cc, cshift, 0, 1.0, False)
+    """
+    batch, heads, length, head_dim = q.shape
+    value_dim = v.shape[-1]
+    features = feature_count(head_dim, kernel_id)
+    padded = padded_features(head_dim, kernel_id)
+    flags = _kernel_flags(kernel_id, head_dim)
+    dt = _TL_DTYPES[v.dtype]
+    block_t = chunk_length(head_dim, value_dim)
+    n_chunks = triton.cdiv(length, block_t)
+    bh = batch * heads
+    device = q.device
+    f32 = torch.float32
+    y = out.float() if residual.numel() == 0 else out.float() + residual.float()
+    delta = (grad_out.float() * y).sum(-1).reshape(bh, length)
+    chunk_g = empty(bh, n_chunks, padded, value_dim, device=device, dtype=f32)
+    chunk_gc = empty(bh, n_chunks, padded, device=device, dtype=f32)
+    has_final = grad_s is not None or grad_c is not None
+    if has_final:
+        grad_s = (torch.zeros(batch, heads, features, value_dim, device=device) if grad_s is None else grad_s).float()
+        grad_c = (torch.zeros(batch, heads, features, device=device) if grad_c is None else grad_c).float()
+        grad_s, grad_c = grad_s.contiguous(), grad_c.contiguous()
+    d_initial_s = d_initial_c = None
+    if want_initial_grad:
+        d_initial_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
+        d_initial_c = empty(batch, heads, features, device=device, dtype=f32)
+    block_v = _value_block(value_dim)
+    _chunk_grad_state_kernel[(value_dim // block_v, bh)](
+        q, grad_out, lse, delta, chunk_shift, grad_s if has_final else chunk_g, grad_c if has_final else chunk_gc,
+        chunk_g, chunk_gc, d_initial_s if want_initial_grad else chunk_g,
+        d_initial_c if want_initial_grad else chunk_gc,
+        *q.stride(), *grad_out.stride(), heads, length, n_chunks, scale,
+        DV=value_dim, BV=block_v, F=features, FP=padded, BT=block_t, HAS_FINAL_GRAD=has_final,
+        WANT_INITIAL_GRAD=want_initial_grad, DT=dt, num_warps=launch_warps("_chunk_grad_state_kernel", 4), **flags,
+    )  # fmt: skip
+    dq = like_layout(q, head_dim, q.dtype)
+    dk = like_layout(k, head_dim, k.dtype)
+    dv = like_layout(v, value_dim, v.dtype)
+    _chunk_grad_kernel[(n_chunks, bh)](
+        q, k, v, grad_out, lse, delta, chunk_s, chunk_c, chunk_shift, chunk_g, chunk_gc, dq, dk, dv,
+        *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride(), *dk.stride(), *dv.stride(),
+        heads, length, n_chunks, scale,
+        DV=value_dim, FP=padded, BT=block_t, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
+        num_warps=launch_warps("_chunk_grad_kernel", 8), **flags,
+    )  # fmt: skip
+    return dq, dk, dv, d_initial_s, d_initial_c

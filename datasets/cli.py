@@ -1,0 +1,217 @@
+"""``yolo-lat data synth|check|download``: make the embedded dataset, validate a dataset, fetch one on request.
+
+Run as ``yolo-lat data SUBMODE key=value ...`` or ``python -m yolo_lat.datasets.cli SUBMODE key=value ...``;
+``--help`` after a submode lists its arguments. ``check`` exits with status 1 when the dataset has a fatal
+problem; a bad argument raises :class:`yolo_lat.args.ArgumentError` (exit status 2 from the command line).
+
+Example:
+    >>> from yolo_lat.datasets.cli import main
+    >>> main(["synth", "path=runs/data/shapes", "n=64", "n_val=16", "seed=1"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from yolo_lat.args import ArgumentError, closest, format_defaults, split_pairs, typed
+
+SYNTH_DEFAULTS: dict[str, Any] = {
+    "path": "runs/data/shapes",
+    "n": 400,
+    "n_val": 100,
+    "imgsz": 160,
+    "seed": 0,
+    "max_objects": 6,
+    "min_size": 0.14,
+    "max_size": 0.42,
+    "min_visible": 0.6,
+    "empty_fraction": 0.05,
+    "clutter": 6.0,
+    "aspect": 1.0,
+    "image_format": "jpg",
+    "preview": True,
+}
+SYNTH_DOCS = {
+    "path": "output folder (new, empty, or a previous synthetic dataset, which is replaced)",
+    "n": "training images",
+    "n_val": "validation images",
+    "imgsz": "long image side in pixels",
+    "seed": "random seed: the same seed gives byte-identical files",
+    "max_objects": "most shapes per image",
+    "min_size": "smallest shape, fraction of the short image side",
+    "max_size": "largest shape, fraction of the short image side",
+    "min_visible": "shapes less visible than this (fraction of their area) are removed",
+    "empty_fraction": "share of background-only images",
+    "clutter": "mean number of distractors (lines, scribbles, thin ellipses, dots) per image",
+    "aspect": "largest width/height ratio (1: square images)",
+    "image_format": "jpg or png",
+    "preview": "write preview.png (val images with their boxes)",
+}
+CHECK_DEFAULTS: dict[str, Any] = {"data": "", "splits": ["train", "val"], "decode": True, "max_images": 0, "limit": 20}
+CHECK_DOCS = {
+    "data": "dataset YAML, folder holding data.yaml, or built-in name (coco)",
+    "splits": "splits to check (test is checked when listed and present)",
+    "decode": "decode every image fully (finds truncated pixel data)",
+    "max_images": "check at most this many images per split (0: all)",
+    "limit": "most errors and warnings listed (the rest are counted)",
+}
+DOWNLOAD_DEFAULTS: dict[str, Any] = {"data": "", "force": False}
+DOWNLOAD_DOCS = {
+    "data": "dataset YAML or built-in name (coco) whose download: recipe to run (needs internet)",
+    "force": "run the recipe even when the data is already there",
+}
+
+
+def _help(name: str, summary: str, defaults: dict[str, Any], docs: dict[str, str]) -> None:
+    print(f"usage: yolo-lat data {name} [key=value ...]\n\n{summary}\n\narguments:\n{format_defaults(defaults, docs)}")
+
+
+def synth(argv: list[str]) -> int:
+    """``yolo-lat data synth``: generate the synthetic shapes dataset; prints its YAML path and a summary.
+
+    Args:
+        argv: ``key=value`` words (``--help`` lists them).
+
+    Returns:
+        The exit status.
+
+    Example:
+        >>> synth(["path=runs/data/shapes", "n=64", "n_val=16"])  # doctest: +SKIP
+        0
+    """
+    summary = "Generate the embedded synthetic detection dataset (YOLO layout + COCO JSON for val)."
+    if any(a in ("-h", "--help", "help") for a in argv):
+        _help("synth", summary, SYNTH_DEFAULTS, SYNTH_DOCS)
+        return 0
+    settings = typed(SYNTH_DEFAULTS, split_pairs(argv), "data synth")
+    from yolo_lat.datasets.synth import generate
+
+    options = {k: v for k, v in settings.items() if k not in ("path", "n", "n_val", "imgsz", "seed", "preview")}
+    started = time.perf_counter()
+    try:
+        data_yaml = generate(
+            settings["path"],
+            n_train=settings["n"],
+            n_val=settings["n_val"],
+            imgsz=settings["imgsz"],
+            seed=settings["seed"],
+            preview=settings["preview"],
+            **options,
+        )
+    except (ValueError, FileExistsError) as err:
+        raise ArgumentError(f"data synth: {err}") from None
+    elapsed = time.perf_counter() - started
+    images = settings["n"] + settings["n_val"]
+    print(f"wrote {images} images ({settings['n']} train, {settings['n_val']} val) in {elapsed:.1f} s")
+    print(f"data: {data_yaml}")
+    return 0
+
+
+def check(argv: list[str]) -> int:
+    """``yolo-lat data check``: validate a dataset; prints the report, returns 1 when it has fatal problems.
+
+    Args:
+        argv: ``key=value`` words (``--help`` lists them).
+
+    Returns:
+        The exit status.
+
+    Example:
+        >>> check(["data=runs/data/shapes"])  # doctest: +SKIP
+        0
+    """
+    summary = "Validate a dataset YAML, its images and labels; every problem names the file (and line)."
+    if any(a in ("-h", "--help", "help") for a in argv):
+        _help("check", summary, CHECK_DEFAULTS, CHECK_DOCS)
+        return 0
+    settings = typed(CHECK_DEFAULTS, split_pairs(argv), "data check")
+    if not settings["data"]:
+        raise ArgumentError("data check: data= is required (a dataset YAML, folder or built-in name)")
+    from yolo_lat.datasets.checks import validate_dataset
+
+    report = validate_dataset(
+        settings["data"],
+        splits=[str(s) for s in settings["splits"]],
+        decode_images=settings["decode"],
+        max_images=settings["max_images"] or None,
+    )
+    print(report.summary(settings["limit"]))
+    return 0 if report.ok else 1
+
+
+def download(argv: list[str]) -> int:
+    """``yolo-lat data download``: run a dataset YAML's download recipe (the only path that downloads data).
+
+    Args:
+        argv: ``key=value`` words (``--help`` lists them).
+
+    Returns:
+        The exit status.
+
+    Example:
+        >>> download(["data=coco"])  # doctest: +SKIP
+        0
+    """
+    summary = "Download a dataset with the recipe in its YAML (needs internet; refused when YOLO_OFFLINE is set)."
+    if any(a in ("-h", "--help", "help") for a in argv):
+        _help("download", summary, DOWNLOAD_DEFAULTS, DOWNLOAD_DOCS)
+        return 0
+    settings = typed(DOWNLOAD_DEFAULTS, split_pairs(argv), "data download")
+    if not settings["data"]:
+        raise ArgumentError("data download: data= is required (a dataset YAML or built-in name)")
+    from yolo_lat.datasets.checks import DatasetError
+    from yolo_lat.datasets.download import download_dataset
+
+    try:
+        root = download_dataset(settings["data"], force=settings["force"])
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"dataset ready: {root}")
+    return 0
+
+
+SUBMODES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "synth": ("generate the embedded synthetic shapes dataset", synth),
+    "check": ("validate a dataset (YAML keys, paths, images, labels)", check),
+    "download": ("run a dataset YAML's download recipe (needs internet)", download),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``yolo-lat data``: dispatch to a submode; returns the exit status.
+
+    Args:
+        argv: Words after ``data`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success, 1 when ``check`` finds fatal problems or ``download`` fails.
+
+    Raises:
+        ArgumentError: Unknown submode, unknown key or bad value (one-line message).
+
+    Example:
+        >>> main(["check", "data=coco"])  # doctest: +SKIP
+        1
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    listing = "\n".join(f"  {key:<10} {doc}" for key, (doc, _) in SUBMODES.items())
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(f"usage: yolo-lat data SUBMODE [key=value ...]\n\nsubmodes:\n{listing}")
+        return 0
+    sub, rest = argv[0], argv[1:]
+    if sub not in SUBMODES:
+        raise ArgumentError(f"unknown data submode '{sub}'.{closest(sub, SUBMODES)} Choose from: {', '.join(SUBMODES)}")
+    return SUBMODES[sub][1](rest)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ValueError as err:  # ArgumentError included
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,225 @@
+"""Multi-query associative recall (MQAR): can the model look a key up in its context?
+
+Each sequence lists ``pairs`` key-value pairs, then asks for every key again in a random order:
+
+    k1 v1 k2 v2 ... kN vN | kA vA kB vB ...
+
+Keys come from one part of the vocabulary, values from another, both drawn at random per
+sequence, so the only way to answer is to recall. The model is trained (fresh random sequences
+every step) to predict the value after each *queried* key, and scored on the accuracy of those
+predictions over held-out sequences. One model per ELA kernel plus the softmax baseline, all with
+the same layers and parameter count.
+
+Run ``yolo-lat benchmark mqar`` or ``python -m yolo_lat.bench.mqar`` with ``key=value``
+overrides (``--help`` lists them). Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from yolo_lat.args import ArgumentError, format_defaults, split_pairs, typed
+from yolo_lat.bench import timing
+from yolo_lat.ela import list_kernels
+from yolo_lat.text import ELAGPT, ELAGPTConfig
+
+DEFAULTS: dict[str, Any] = {
+    "methods": ["softmax", *list_kernels()],
+    "pairs": 4,
+    "keys": 16,
+    "values": 16,
+    "d_model": 64,
+    "n_layers": 2,
+    "n_heads": 2,
+    "hyperlink": False,
+    "steps": 1000,
+    "batch": 64,
+    "lr": 3e-3,
+    "eval_sequences": 512,
+    "device": "cpu",
+    "seed": 0,
+    "out": "runs/benchmark/mqar.json",
+}
+DOCS = {
+    "methods": "softmax and/or ELA kernel names",
+    "pairs": "key-value pairs per sequence (sequence length = 4 * pairs)",
+    "keys": "size of the key vocabulary",
+    "values": "size of the value vocabulary",
+    "d_model": "model width (equal for every method)",
+    "n_layers": "layers",
+    "n_heads": "heads",
+    "hyperlink": "Hyper-Link layers (default: standard pre-norm, to compare attention alone)",
+    "steps": "training steps per model",
+    "batch": "sequences per step",
+    "lr": "peak learning rate (AdamW, cosine decay)",
+    "eval_sequences": "held-out sequences scored",
+    "device": "cpu or cuda[:N]",
+    "seed": "random seed (same data and initialisation seed for every method)",
+    "out": "JSON output path",
+}
+
+
+def make_batch(
+    batch: int, pairs: int, keys: int, values: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random MQAR sequences.
+
+    Args:
+        batch: number of sequences B.
+        pairs: key-value pairs N (each sequence has length 4N).
+        keys: key vocabulary size (ids ``0..keys-1``); must be >= ``pairs``.
+        values: value vocabulary size (ids ``keys..keys+values-1``).
+        generator: random generator.
+
+    Returns:
+        ``(inputs (B, 4N), targets (B, 4N), scored (B, 4N) bool)``: next-token targets, and the
+        positions that hold a queried key (whose target is the recalled value).
+
+    Example:
+        >>> x, y, scored = make_batch(2, 4, 16, 16, torch.Generator().manual_seed(0))
+        >>> x.shape, int(scored.sum())
+        (torch.Size([2, 16]), 8)
+    """
+    if keys < pairs:
+        raise ValueError(f"keys={keys} must be >= pairs={pairs} (keys are distinct within a sequence)")
+    key_ids = torch.rand(batch, keys, generator=generator).argsort(dim=-1)[:, :pairs]
+    value_ids = keys + torch.randint(0, values, (batch, pairs), generator=generator)
+    order = torch.rand(batch, pairs, generator=generator).argsort(dim=-1)
+    context = torch.stack([key_ids, value_ids], dim=-1).flatten(1)
+    queries = torch.stack([key_ids.gather(1, order), value_ids.gather(1, order)], dim=-1).flatten(1)
+    sequence = torch.cat([context, queries], dim=1)
+    inputs, targets = sequence, torch.cat([sequence[:, 1:], sequence[:, :1]], dim=1)
+    scored = torch.zeros_like(sequence, dtype=torch.bool)
+    scored[:, 2 * pairs :: 2] = True
+    return inputs, targets, scored
+
+
+def _accuracy(model: ELAGPT, data: tuple[torch.Tensor, ...], device: torch.device) -> float:
+    inputs, targets, scored = (t.to(device) for t in data)
+    model.eval()
+    with torch.no_grad():
+        predictions = model(inputs).argmax(dim=-1)
+    model.train()
+    return (predictions[scored] == targets[scored]).float().mean().item()
+
+
+def train_one(method: str, settings: dict[str, Any], evaluation: tuple[torch.Tensor, ...]) -> dict[str, Any]:
+    """Train one model on MQAR and score it; returns a result row."""
+    device = torch.device(settings["device"])
+    attention = "softmax" if method == "softmax" else "ela"
+    torch.manual_seed(settings["seed"])
+    config = ELAGPTConfig(
+        vocab_size=settings["keys"] + settings["values"],
+        d_model=settings["d_model"],
+        n_layers=settings["n_layers"],
+        n_heads=settings["n_heads"],
+        kernel="hadamard_exp" if attention == "softmax" else method,
+        attention=attention,
+        hyperlink=settings["hyperlink"],
+    )
+    model = ELAGPT(config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.01, betas=(0.9, 0.95))
+    data = torch.Generator().manual_seed(settings["seed"] + 1)
+    began = time.perf_counter()
+    loss_value = math.nan
+    for step in range(settings["steps"]):
+        for group in optimizer.param_groups:
+            group["lr"] = settings["lr"] * 0.5 * (1 + math.cos(math.pi * step / settings["steps"]))
+        inputs, targets, scored = (
+            t.to(device)
+            for t in make_batch(settings["batch"], settings["pairs"], settings["keys"], settings["values"], data)
+        )
+        logits = model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits[scored], targets[scored])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        loss_value = loss.item()
+    seconds = time.perf_counter() - began
+    return {
+        "method": method,
+        "accuracy": _accuracy(model, evaluation, device),
+        "final_loss": loss_value,
+        "parameters": model.num_parameters(),
+        "train_seconds": seconds,
+    }
+
+
+def run(settings: dict[str, Any]) -> dict[str, Any]:
+    """Train and score every method in ``settings['methods']``; returns the JSON record."""
+    known = ["softmax", *list_kernels()]
+    for method in settings["methods"]:
+        if method not in known:
+            raise ArgumentError(f"methods: unknown method {method!r}; choose from {', '.join(known)}")
+    evaluation = make_batch(
+        settings["eval_sequences"],
+        settings["pairs"],
+        settings["keys"],
+        settings["values"],
+        torch.Generator().manual_seed(settings["seed"] + 10_000),
+    )
+    rows = [train_one(method, settings, evaluation) for method in settings["methods"]]
+    return {
+        "benchmark": "mqar",
+        "settings": {k: v for k, v in settings.items() if k != "out"},
+        "environment": timing.environment(torch.device(settings["device"])),
+        "chance": 1 / settings["values"],
+        "rows": rows,
+    }
+
+
+def render(record: dict[str, Any]) -> str:
+    """Table of the record: one row per method."""
+    s = record["settings"]
+    headers = ["method", "accuracy", "final loss", "parameters", "train s"]
+    body = [
+        [
+            r["method"],
+            f"{r['accuracy']:.3f}",
+            f"{r['final_loss']:.3f}",
+            f"{r['parameters']:,}",
+            f"{r['train_seconds']:.0f}",
+        ]
+        for r in record["rows"]
+    ]
+    head = (
+        f"MQAR: {s['pairs']} pairs (length {4 * s['pairs']}), {s['keys']} keys, {s['values']} values, "
+        f"d_model={s['d_model']}, layers={s['n_layers']}, heads={s['n_heads']}, hyperlink={s['hyperlink']}, "
+        f"{s['steps']} steps x {s['batch']} sequences; chance = {record['chance']:.3f}"
+    )
+    return f"{head}\n{timing.format_table(headers, body)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``yolo-lat benchmark mqar``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help", "help") for a in argv):
+        print("usage: yolo-lat benchmark mqar [key=value ...]\n\n" + __doc__.splitlines()[0] + "\n\narguments:")
+        print(format_defaults(DEFAULTS, DOCS))
+        return 0
+    settings = typed(DEFAULTS, split_pairs(argv), "benchmark mqar")
+    record = run(settings)
+    out = Path(settings["out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(out)
+    print(render(record))
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ValueError as err:  # ArgumentError included
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,119 @@
+"""Text generation: one causal prefill, then one O(1) step per new token (ELA state, not a KV cache).
+
+Greedy by default; ``temperature > 0`` samples, optionally from the ``top_k`` most likely tokens,
+with a ``torch.Generator`` for reproducibility. :func:`generate_by_recompute` is the slow reference
+(full forward pass over the whole sequence at every step) that tests compare against.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["generate", "generate_by_recompute", "pick_next_token"]
+
+
+def pick_next_token(
+    logits: Tensor, temperature: float = 0.0, top_k: int | None = None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Choose the next token from the last position's logits.
+
+    Args:
+        logits: ``(B, vocab)``.
+        temperature: 0 for greedy (argmax); otherwise logits are divided by it and sampled.
+        top_k: sample only among the k most likely tokens (None or 0: all).
+        generator: random generator for sampling.
+
+    Returns:
+        ``(B,)`` token ids.
+
+    Example:
+        >>> pick_next_token(torch.tensor([[0.1, 2.0, -1.0]]))
+        tensor([1])
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    scaled = logits.float() / temperature
+    if top_k:
+        threshold = scaled.topk(min(top_k, scaled.shape[-1]), dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < threshold, float("-inf"))
+    probs = scaled.softmax(dim=-1)
+    if generator is not None and generator.device.type != probs.device.type:
+        raise ValueError(f"generator is on {generator.device}, logits on {probs.device}")
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    ids: Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Continue token sequences with a model that has ``prefill`` and ``step`` (an ``ELAGPT``).
+
+    Args:
+        model: the language model.
+        ids: ``(B, L)`` prompt token ids, ``L >= 1``.
+        max_new_tokens: number of tokens to append.
+        temperature: 0 (default) for greedy decoding; > 0 to sample.
+        top_k: restrict sampling to the k most likely tokens.
+        generator: random generator for sampling.
+
+    Returns:
+        ``(B, L + max_new_tokens)`` the prompt followed by the generated tokens.
+
+    Example:
+        >>> from yolo_lat.text import ELAGPT, ELAGPTConfig
+        >>> model = ELAGPT(ELAGPTConfig(d_model=32, n_heads=4)).eval()
+        >>> generate(model, torch.tensor([[72, 105]]), 5).shape
+        torch.Size([1, 7])
+    """
+    if ids.dim() != 2 or ids.shape[1] == 0:
+        raise ValueError(f"prompt must be (batch, length) with length >= 1, got {tuple(ids.shape)}")
+    if max_new_tokens <= 0:
+        return ids
+    was_training = model.training
+    model.eval()
+    try:
+        logits, state = model.prefill(ids)
+        token = pick_next_token(logits[:, -1], temperature, top_k, generator)
+        out = [ids, token[:, None]]
+        for _ in range(max_new_tokens - 1):
+            logits, state = model.step(token, state)
+            token = pick_next_token(logits, temperature, top_k, generator)
+            out.append(token[:, None])
+    finally:
+        model.train(was_training)
+    return torch.cat(out, dim=1)
+
+
+@torch.no_grad()
+def generate_by_recompute(model: nn.Module, ids: Tensor, max_new_tokens: int) -> tuple[Tensor, Tensor]:
+    """Greedy generation that recomputes the full sequence at every step (slow reference).
+
+    Args:
+        model: the language model (called on ``(B, L)`` ids, returns logits).
+        ids: ``(B, L)`` prompt.
+        max_new_tokens: number of tokens to append.
+
+    Returns:
+        ``(tokens (B, L + n), logits (B, n, vocab))``: the sequence, and the last-position logits
+        that chose each new token.
+    """
+    was_training = model.training
+    model.eval()
+    chosen = []
+    try:
+        for _ in range(max_new_tokens):
+            last = model(ids)[:, -1]
+            chosen.append(last)
+            ids = torch.cat([ids, last.argmax(dim=-1, keepdim=True)], dim=1)
+    finally:
+        model.train(was_training)
+    return ids, torch.stack(chosen, dim=1)

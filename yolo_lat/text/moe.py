@@ -1,0 +1,102 @@
+"""Mixture of experts routed by label vectors, with the routing score entering as a bias.
+
+Each expert ``e`` owns a learnable label vector ``l_e`` (width ``d_model``). A token's routing
+scores are ``s = softmax(rms(r) . l)`` over experts, where ``r`` is the token's residual-stream
+vector (the model passes the stream at the point where the expert output is added, so label
+vectors live in the same space as the token embeddings and as the bias they add); it goes to its
+``top_k`` experts, each weighted by its (not renormalised) score. The label vector enters the expert's output in one of
+three ways (``bias``): ``outer`` ``s_e * ffn_e(x) + l_e``, ``inner`` ``s_e * (ffn_e(x) + l_e)``,
+``none`` ``s_e * ffn_e(x)``.
+
+Routing is strictly per token: no capacity limit, no dropped tokens, so a position's output never
+depends on other positions (capacity limits decide which tokens to drop by looking at the whole
+batch, which in a causal model would leak later tokens into earlier ones). The load-balancing loss
+does use batch statistics, but it only enters the training loss, never an output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import SwiGLU
+
+__all__ = ["LabelRoutedMoE"]
+
+
+class LabelRoutedMoE(nn.Module):
+    """Top-k mixture of SwiGLU experts whose router keys are the experts' label vectors.
+
+    Args:
+        dim: token width.
+        hidden: hidden width of each expert.
+        n_experts: number of experts E.
+        top_k: experts per token.
+        bias: ``outer``, ``inner`` or ``none`` (see the module docstring).
+
+    Example:
+        >>> moe = LabelRoutedMoE(16, 32, n_experts=4, top_k=2)
+        >>> y, balance = moe(torch.randn(2, 5, 16))
+        >>> y.shape, balance.shape
+        (torch.Size([2, 5, 16]), torch.Size([]))
+    """
+
+    def __init__(self, dim: int, hidden: int, n_experts: int, top_k: int, bias: str = "outer") -> None:
+        super().__init__()
+        if bias not in ("outer", "inner", "none"):
+            raise ValueError(f"bias must be outer, inner or none, got {bias!r}")
+        self.n_experts = n_experts
+        self.top_k = top_k
+        self.bias = bias
+        self.labels = nn.Parameter(torch.randn(n_experts, dim) * 0.02)
+        self.experts = nn.ModuleList(SwiGLU(dim, hidden) for _ in range(n_experts))
+
+    def route(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Routing of each token on its own.
+
+        Args:
+            x: ``(N, dim)`` tokens.
+
+        Returns:
+            ``(probs (N, E), top_scores (N, k), top_experts (N, k))``: all scores, and the chosen
+            experts with their scores.
+        """
+        logits = F.rms_norm(x, (x.shape[-1],)) @ self.labels.t()
+        probs = logits.softmax(dim=-1)
+        top_scores, top_experts = probs.topk(self.top_k, dim=-1)
+        return probs, top_scores, top_experts
+
+    def forward(self, x: Tensor, route_on: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mix the chosen experts' outputs for every token.
+
+        Args:
+            x: ``(..., dim)`` expert inputs (any leading shape; each token is routed on its own).
+            route_on: ``(..., dim)`` what the router scores against the label vectors, position by
+                position (default: ``x``).
+
+        Returns:
+            ``(y (..., dim), balance)``: the output, and the load-balancing loss
+            ``E * sum_e f_e p_e`` (``f_e`` share of routing slots, ``p_e`` mean score; 1 when uniform).
+        """
+        shape = x.shape
+        tokens = x.reshape(-1, shape[-1])
+        probs, top_scores, top_experts = self.route(tokens if route_on is None else route_on.reshape(-1, shape[-1]))
+        out = torch.zeros_like(tokens)
+        for expert_index, expert in enumerate(self.experts):
+            token_index, slot = torch.nonzero(top_experts == expert_index, as_tuple=True)
+            if token_index.numel() == 0:
+                continue
+            score = top_scores[token_index, slot].unsqueeze(-1)
+            result = expert(tokens[token_index])
+            label = self.labels[expert_index]
+            if self.bias == "outer":
+                result = score * result + label
+            elif self.bias == "inner":
+                result = score * (result + label)
+            else:
+                result = score * result
+            out = out.index_add(0, token_index, result)
+        share = F.one_hot(top_experts, self.n_experts).to(probs.dtype).sum(dim=(0, 1)) / top_experts.numel()
+        balance = self.n_experts * (share * probs.mean(dim=0)).sum()
+        return out.reshape(shape), balance
