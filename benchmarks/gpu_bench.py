@@ -230,8 +230,8 @@ def _causal_rows(rows: Rows, dtype) -> None:
 def _decode_rows(rows: Rows, dtype) -> None:
     """One decode step at B=8, H=16, D=64 after contexts of two lengths (the state does not grow)."""
     import torch
-    from yolo_lat.cuda_ops import ela_step_fused
 
+    from yolo_lat.cuda_ops import ela_step_fused
     from yolo_lat.ela import ela_step, get_kernel
 
     kern = get_kernel("hadamard_exp")

@@ -172,7 +172,6 @@ def _forward_backward(fn, leaves, views, grad_out):
 
 def run_attention_case(case: dict, torch) -> dict:
     from yolo_lat.cuda_ops import buffers
-
     from yolo_lat.ela import ELAState, ela_attention, get_kernel, naive_attention
 
     generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
@@ -260,7 +259,6 @@ def _judge(case, errors, torch_errors, nan, same_inf, dtype_ok) -> dict:
 
 def run_decode_case(case: dict, torch) -> dict:
     from yolo_lat.cuda_ops import buffers, ela_step_fused
-
     from yolo_lat.ela import ela_attention, ela_step, get_kernel
 
     generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
@@ -309,6 +307,7 @@ def run_case(case: dict, device: str = "cuda") -> dict:
     begin = time.perf_counter()
     try:
         import torch
+
         import yolo_lat.cuda_ops  # noqa: F401
 
         runner = run_decode_case if case["op"] == "decode" else run_attention_case

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from yolo_lat.datasets import DATASETS_DIR
 from yolo_lat.datasets.coco_json import label_file_for
 

@@ -46,6 +46,7 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+
 from yolo_lat.datasets.coco_json import ANNOTATIONS_FILE, yolo_to_coco
 
 #: Where ``yolo-lat data synth`` writes by default (``runs/`` is git-ignored; never inside the package folder).

@@ -19,10 +19,10 @@ import warnings
 import pytest
 import torch
 from conftest import rel_err
+
 from yolo_lat.cuda_ops import buffers, ela_dispatch, ela_step_fused
 from yolo_lat.cuda_ops import causal as causal_kernels
 from yolo_lat.cuda_ops import ops as _ops  # noqa: F401  (registers torch.ops.yolo_lat)
-
 from yolo_lat.ela import ELAState, ela_attention, ela_step, get_kernel, register_kernel, unregister_kernel
 
 KERNELS = ["hadamard_exp", "sum_sq_euclid", "sub_sq_euclid", "modulated_dot"]

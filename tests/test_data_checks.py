@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from yolo_lat.args import ArgumentError
 from yolo_lat.datasets import checks
 from yolo_lat.datasets import cli as data_cli
 from yolo_lat.datasets.checks import DatasetError, load_data_yaml, resolve_data_yaml, validate_dataset
 from yolo_lat.datasets.download import download_dataset
 from yolo_lat.datasets.synth import generate
-
-from yolo_lat.args import ArgumentError
 
 
 @pytest.fixture

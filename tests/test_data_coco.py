@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from yolo_lat.datasets.coco_json import evaluate_predictions, write_coco_annotations
 from yolo_lat.datasets.synth import generate
 

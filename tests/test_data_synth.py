@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+
+from yolo_lat.args import ArgumentError
 from yolo_lat.datasets import DATASETS_DIR
 from yolo_lat.datasets import cli as data_cli
 from yolo_lat.datasets.coco_json import image_id_for, label_file_for
 from yolo_lat.datasets.synth import SHAPES, Scene, Shape, SynthSettings, generate, make_image
-
-from yolo_lat.args import ArgumentError
 
 SMALL = dict(n_train=6, n_val=5, imgsz=64)
 

@@ -7,10 +7,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from yolo_lat.export import attach_ela_functions, ela_nodes
 
 from yolo_lat.ela import ela_attention, list_kernels
 from yolo_lat.ela.onnx import onnx_export_mode
+from yolo_lat.export import attach_ela_functions, ela_nodes
 
 
 class FeatureMapAttention(torch.nn.Module):

@@ -13,6 +13,7 @@ import onnx
 import pytest
 import torch
 from test_export_onnx_ela import FeatureMapAttention, export
+
 from yolo_lat.export import EngineSettings, build_engine, register_ela_plugin, trt_plugin
 
 

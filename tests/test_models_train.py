@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 from ultralytics.utils import ASSETS
-from yolo_lat.cfg import model_names
 
 from yolo_lat import YOLOLAT
+from yolo_lat.cfg import model_names
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,9 @@ import torch
 from conftest import rel_err
 from ultralytics.nn.modules.block import A2C2f, AAttn, ABlock
 from ultralytics.utils.torch_utils import get_flops
-from yolo_lat.cfg import CFG_DIR, list_model_yamls, model_names, model_scales
 
 from yolo_lat import YOLOLAT
+from yolo_lat.cfg import CFG_DIR, list_model_yamls, model_names, model_scales
 from yolo_lat.nn import A2C2fELA, ELAAttention2d, ELABlock
 
 #: ELA attention layers each model must contain, per YAML (scale n counts; larger scales have more or as many).

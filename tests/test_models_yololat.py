@@ -11,9 +11,9 @@ import torch
 from test_models_train import write_tiny_dataset
 from ultralytics import YOLO
 from ultralytics.utils import ASSETS
-from yolo_lat.cfg import CFG_DIR
 
 from yolo_lat import YOLOLAT
+from yolo_lat.cfg import CFG_DIR
 from yolo_lat.models import YOLOLATDetectionTrainer, resolve_model_yaml
 from yolo_lat.nn import C2fELA
 

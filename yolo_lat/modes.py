@@ -45,11 +45,13 @@ def run(mode: str, model: str, overrides: dict[str, Any]) -> Any:
         overrides["data"] = prepare_data(overrides.get("data"), mode)
         if overrides["data"] is None:
             overrides.pop("data")
-    if mode == "predict" and overrides.get("source") is None:
-        from ultralytics.utils import ASSETS
+    if mode == "predict":
+        overrides.setdefault("save", True)  # as Ultralytics' own CLI: annotated images are saved
+        if overrides.get("source") is None:
+            from ultralytics.utils import ASSETS
 
-        overrides["source"] = str(ASSETS / "bus.jpg")
-        print(f"yolo-lat: no source= given, predicting on {overrides['source']}")
+            overrides["source"] = str(ASSETS / "bus.jpg")
+            print(f"yolo-lat: no source= given, predicting on {overrides['source']}")
     if mode == "export":
         overrides.setdefault("format", "onnx")
     yolo = YOLOLAT(model)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from . import stable
+from . import backend, stable
 from .kernels import Kernel, get_kernel
 
 __all__ = ["ELAState", "ela_readout", "ela_step"]
@@ -133,6 +133,9 @@ def ela_step(
     if q.shape != k.shape or v.shape[:2] != q.shape[:2]:
         raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
     kern = _resolve_kernel(kernel, state)
+    fast = backend.dispatch_step(q, k, v, state, kern, scale)
+    if fast is not None:
+        return fast
     dtype = stable.compute_dtype(q, k, v) if state is None else state.S.dtype
     if state is None:
         state = ELAState.empty(*q.shape[:2], q.shape[-1], v.shape[-1], kernel=kern, device=q.device, dtype=dtype)

@@ -6,8 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics import YOLO
+from ultralytics.engine.exporter import export_formats
 from ultralytics.nn.tasks import guess_model_task
 from ultralytics.utils import DEFAULT_CFG_DICT, RANK
+
+from yolo_lat.args import closest
 
 from .config import resolve_model_yaml
 from .offline import ensure_plot_fonts
@@ -56,6 +59,9 @@ class YOLOLAT(YOLO):
             'yolo-lat-n.onnx'
         """
         fmt = str(kwargs.get("format", "torchscript")).lower()
+        formats = [f for f in export_formats()["Argument"] if f != "-"]
+        if fmt not in formats:
+            raise ValueError(f"unknown export format '{fmt}'.{closest(fmt, formats)} Choose from: {', '.join(formats)}")
         if fmt in ("onnx", "engine"):
             # imported here: yolo_lat.export builds on yolo_lat.models (imports flow one way at module level)
             from yolo_lat.export import export
