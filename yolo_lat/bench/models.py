@@ -120,13 +120,14 @@ def _pytorch_runner(
 
     for _ in range(3):  # build anchors / compile before any capture
         forward()
+    memory = lambda: timing.peak_memory_bytes(forward, device)  # noqa: E731 (a replay allocates nothing new)
     if graph and device.type == "cuda":
         torch.cuda.synchronize(device)
         cuda_graph = torch.cuda.CUDAGraph()
         with torch.inference_mode(), torch.cuda.graph(cuda_graph):
             net(x)
-        return _Runner(cuda_graph.replay, lambda: timing.peak_memory_bytes(cuda_graph.replay, device))
-    return _Runner(forward, lambda: timing.peak_memory_bytes(forward, device))
+        return _Runner(cuda_graph.replay, memory)
+    return _Runner(forward, memory)
 
 
 def _onnx_runner(
@@ -289,6 +290,10 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
                             row["map_status"] = f"failed: {type(err).__name__}: {err}"[:200]
                 rows.extend(group)
                 del runners
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                progress = Path(settings["project"]) / f"{settings['name']}.partial.json"
+                progress.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1, default=str))
     return {
         "benchmark": "models",
         "settings": {**settings, "half": half},
@@ -433,6 +438,7 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     out = Path(project)
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    (out / f"{name}.partial.json").unlink(missing_ok=True)  # rows written while the run was going on
     for suffix, text in ((".json", json.dumps(record, indent=2)), (".md", markdown(record) + "\n")):
         target = out / f"{name}{suffix}"
         staged = target.with_name(target.name + ".tmp")

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The single GPU call of a session: everything that needs the H200, most important first, each step
+# under its own time limit (a failing or slow step is logged and the next one runs).
+#
+#   OUT=/some/dir bash benchmarks/device_run.sh          # on the device (README: "GPU checks")
+#   DEVICE=cpu OUT=/tmp/smoke bash benchmarks/device_run.sh   # plumbing smoke test on a CPU machine
+#
+# 1. fused-kernel correctness vs the naive reference (gpu_check.py)  -> gpu_check.json
+# 2. fused-kernel speed vs plain-torch ELA and SDPA (gpu_bench.py)   -> gpu_bench.json
+# 3. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
+# 4. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
+# 5. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
+# 6. text models: decode latency and state vs KV cache (CUDA)         -> decode_gpu.json
+# 7. text GPU tests (greedy == recompute on CUDA)                      -> in device_log.txt
+# Needs: python3 with torch + triton (the device image); Ultralytics and fla travel as wheels in .whl/.
+set -u
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp/yolo_lat_device}"
+DEVICE="${DEVICE:-cuda}"
+LOGS=/tmp/yolo_lat_device_logs
+mkdir -p "$OUT" "$LOGS"
+PY="${PY:-python3}"
+export PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 MPLBACKEND=Agg
+start=$(date +%s)
+elapsed() { echo $(($(date +%s) - start)); }
+step() { echo; echo "== [$(elapsed)s] $*"; }
+
+# yolo_lat as installed (cfg/, datasets/, cuda_ops/, export/ mapped into the package) without a build
+SITE=/tmp/yolo_lat_site
+rm -rf "$SITE" && mkdir -p "$SITE"
+cp -r yolo_lat "$SITE/yolo_lat"
+for folder in cfg datasets cuda_ops export; do cp -r "$folder" "$SITE/yolo_lat/$folder"; done
+if ls .whl/ultralytics-*.whl > /dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/ultralytics-*.whl \
+    .whl/ultralytics_thop-*.whl > "$LOGS/install.log" 2>&1 || echo "ultralytics wheel install failed"
+fi
+export PYTHONPATH="$SITE:${PYTHONPATH:-}"
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv 2>&1
+  "$PY" -c "import torch, triton, ultralytics; print('torch', torch.__version__, 'triton', triton.__version__, 'ultralytics', ultralytics.__version__)" 2>&1
+} | tee "$LOGS/info.txt"
+
+SMOKE_CHECK=""; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEVICE=cuda
+if [ "$DEVICE" = cpu ]; then
+  SMOKE_CHECK="--device cpu --max-length 1"; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu
+fi
+
+step "1 kernels: correctness"
+timeout 110 "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s 85 $SMOKE_CHECK \
+  > "$LOGS/gpu_check.log" 2>&1
+echo "exit $?"; grep -E '^FAIL' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
+
+step "2 kernels: speed"
+timeout 110 "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s 75 $SMOKE_BENCH \
+  > "$LOGS/gpu_bench.log" 2>&1
+echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
+
+MODELS=yolo-lat-n,yolo26n,yolo12n,yolo-lat-s,yolo26s,yolo12s,yolo-lat-pico,yolo12-ela-n
+step "3 detectors: fused ELA kernels, fp16, CUDA graphs"
+timeout 120 "$PY" -m yolo_lat.bench.models models=$MODELS imgsz=$SIZES batch=1 formats=pytorch \
+  device=$MODEL_DEVICE half=True cuda_graph=True runs=50 plots=False project="$OUT" name=models_gpu \
+  > "$LOGS/models_gpu.log" 2>&1
+echo "exit $?"; grep -A40 "Latency relative" "$LOGS/models_gpu.log" | head -n 30
+
+step "4 fla comparison"
+FLA_SITE=/tmp/fla_site
+if ls .whl/fla_core-*.whl > /dev/null 2>&1 && [ "$DEVICE" = cuda ] \
+  && "$PY" -m pip install -q --no-index --no-deps --target "$FLA_SITE" .whl/fla_core-*.whl > "$LOGS/fla_install.log" 2>&1; then
+  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout 90 "$PY" benchmarks/gpu_bench.py --part fla \
+    --out "$LOGS/gpu_bench_fla.json" > "$LOGS/gpu_bench_fla.log" 2>&1
+  echo "exit $?"
+else
+  echo "fla skipped (no wheel, install failed or CPU smoke run)"
+fi
+
+step "5 detectors: plain-PyTorch ELA (YOLO_LAT_KERNELS=torch)"
+YOLO_LAT_KERNELS=torch timeout 60 "$PY" -m yolo_lat.bench.models models=yolo-lat-n,yolo12-ela-n,yolo-lat-pico \
+  imgsz=$SIZES batch=1 formats=pytorch device=$MODEL_DEVICE half=True cuda_graph=True runs=30 plots=False \
+  project="$OUT" name=models_gpu_torch > "$LOGS/models_gpu_torch.log" 2>&1
+echo "exit $?"
+
+step "6 text: decode latency, state vs KV cache"
+timeout 70 "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 \
+  out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
+echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
+
+step "7 text GPU tests"
+timeout 45 "$PY" -m pytest tests/test_text_generate.py -k cuda -q -p no:cacheprovider > "$LOGS/text_tests.log" 2>&1
+echo "exit $?"; tail -n 3 "$LOGS/text_tests.log"
+
+step "summary"
+if [ -f "$OUT/gpu_bench.json" ]; then
+  "$PY" benchmarks/gpu_bench.py --part summary --out "$OUT/gpu_bench.json" --fla "$LOGS/gpu_bench_fla.json" $SMOKE_BENCH
+fi
+for log in "$LOGS"/*; do echo "===== $(basename "$log")"; tail -c 400000 "$log"; done > "$OUT/device_log.txt"
+rm -rf "$OUT"/*_files "$OUT"/*.md  # at most 8 files come back: keep the JSON (Markdown is rebuilt from it)
+echo "total $(elapsed)s"
