@@ -108,6 +108,7 @@ BENCHMARKS = {
     "attention": ("ELA vs naive reference vs softmax SDPA over sequence length", "yolo_lat.bench.attention:main"),
     "decode": ("text models: per-token decode latency, state vs KV-cache memory", "yolo_lat.bench.decode:main"),
     "mqar": ("text models: multi-query associative recall per kernel vs softmax", "yolo_lat.bench.mqar:main"),
+    "report": ("build benchmarks.md from the committed JSON in benchmarks/results", "yolo_lat.bench.report:main"),
 }
 
 
