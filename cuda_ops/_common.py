@@ -2,10 +2,15 @@
 
 Features are held as two register tiles: ``main`` of shape ``(rows, D)`` and, for the
 linear-domain kernels whose feature size is ``D + 2``, ``extra`` of shape ``(rows, EXTRA_W)``
-whose first two columns hold the two extra features and whose other columns are 0 (Triton blocks
-must be powers of two, and ``tl.dot`` needs at least 16 along every axis). Every helper mirrors a
-function of :mod:`yolo_lat.ela.stable` so that the kernels compute the same function as the
-PyTorch path:
+(``EXTRA_W = 2``) holding the two extra features. Products with the ``extra`` tile never use
+``tl.dot``: they are rank-2 updates in float32 on the CUDA cores (:func:`extra_inner` and friends),
+exact and cheap (2 features against D on the tensor cores). Tensor-core products with a
+16-wide padded extra tile (the first design) miscompiled on an H200 with Triton 3.6 in low
+precision: wrong key gradients, and illegal memory accesses in the causal kernels; the same
+kernels are correct in float32 (no tensor cores) and under the interpreter.
+
+Every helper mirrors a function of :mod:`yolo_lat.ela.stable` so that the kernels compute the same
+function as the PyTorch path:
 
 * shifts are per-feature log-magnitudes, ``-inf`` where no key has been seen;
 * keys are scaled by ``exp(-shift)``, queries by ``exp(shift - log_norm)``;
@@ -102,6 +107,113 @@ def mm_precise(a, b, DT: tl.constexpr):
     a_low = a - a_high.to(tl.float32)
     b_low = b - b_high.to(tl.float32)
     return mm(a_high, b_high, DT) + mm(a_high, b_low, DT) + mm(a_low, b_high, DT)
+
+
+@triton.jit
+def power_of_two_scale(x, axis: tl.constexpr):
+    """Per-slice power of two ``2^-floor(log2(max |x|))`` along ``axis`` (1 for all-zero slices).
+
+    Multiplying by it is exact and brings the slice's largest magnitude into ``[1, 2)``: rounded
+    to float16, normalised attention weights (about ``1 / L``) would otherwise fall among the
+    subnormals (below 6.1e-5), whose absolute spacing of 6e-8 is a large relative error.
+    """
+    top = tl.max(tl.abs(x), axis=axis)
+    exponent = tl.floor(tl.log2(tl.where(top > 0, top, 1.0)))
+    return tl.exp2(-exponent)
+
+
+@triton.jit
+def mm_scaled_rows(a, b, DT: tl.constexpr, SPLIT: tl.constexpr):
+    """``a @ b`` for a float32 ``a`` whose rows are small or range widely (normalised weights).
+
+    Each row of ``a`` is scaled by a power of two (:func:`power_of_two_scale`) before it is
+    rounded to ``DT`` and the product's rows are scaled back, so the rounding is relative to each
+    row's largest element in float16 as in bfloat16. ``SPLIT``: 0 rounds ``a`` once; 1 splits it
+    into a high and a low part (``b`` exact in ``DT``, see :func:`mm_exact_rhs`); 2 splits both
+    operands (:func:`mm_precise`).
+    """
+    if DT == tl.float32:  # noqa: SIM300
+        return mm(a, b, DT)
+    row_scale = power_of_two_scale(a, 1)[:, None]
+    scaled = a * row_scale
+    if SPLIT == 2:
+        product = mm_precise(scaled, b, DT)
+    elif SPLIT == 1:
+        product = mm_exact_rhs(scaled, b, DT)
+    else:
+        product = mm(scaled, b, DT)
+    return product / row_scale
+
+
+@triton.jit
+def extra_inner(a_x, b_x, EW: tl.constexpr):
+    """``a_x @ b_x`` for ``a_x (R, EW)`` and ``b_x (EW, N)``: a float32 sum over the extra features."""
+    cols = tl.arange(0, EW)[None, :]
+    rows = tl.arange(0, EW)[:, None]
+    out = tl.zeros([a_x.shape[0], b_x.shape[1]], tl.float32)
+    for c in tl.static_range(EW):
+        a_c = tl.sum(tl.where(cols == c, a_x, 0.0), axis=1)
+        b_c = tl.sum(tl.where(rows == c, b_x, 0.0), axis=0)
+        out += a_c[:, None] * b_c[None, :]
+    return out
+
+
+@triton.jit
+def extra_pair(a_x, b_x, EW: tl.constexpr):
+    """``a_x @ b_x^T`` for ``a_x (R, EW)`` and ``b_x (S, EW)``: ``(R, S)`` pairwise extra-feature products."""
+    cols = tl.arange(0, EW)[None, :]
+    out = tl.zeros([a_x.shape[0], b_x.shape[0]], tl.float32)
+    for c in tl.static_range(EW):
+        a_c = tl.sum(tl.where(cols == c, a_x, 0.0), axis=1)
+        b_c = tl.sum(tl.where(cols == c, b_x, 0.0), axis=1)
+        out += a_c[:, None] * b_c[None, :]
+    return out
+
+
+@triton.jit
+def extra_outer(a_x, b, EW: tl.constexpr):
+    """``a_x^T @ b`` for ``a_x (K, EW)`` and ``b (K, N)``: ``(EW, N)``, e.g. a state ``psi^T V``."""
+    cols = tl.arange(0, EW)[None, :]
+    rows = tl.arange(0, EW)[:, None]
+    out = tl.zeros([EW, b.shape[1]], tl.float32)
+    for c in tl.static_range(EW):
+        a_c = tl.sum(tl.where(cols == c, a_x, 0.0), axis=1)
+        out += tl.where(rows == c, tl.sum(a_c[:, None] * b, axis=0)[None, :], 0.0)
+    return out
+
+
+@triton.jit
+def extra_project(a, b_x, EW: tl.constexpr):
+    """``a @ b_x^T`` for ``a (R, N)`` and ``b_x (EW, N)``: ``(R, EW)``, e.g. ``dy S_x^T``."""
+    cols = tl.arange(0, EW)[None, :]
+    rows = tl.arange(0, EW)[:, None]
+    out = tl.zeros([a.shape[0], EW], tl.float32)
+    for c in tl.static_range(EW):
+        b_c = tl.sum(tl.where(rows == c, b_x, 0.0), axis=0)
+        out += tl.where(cols == c, tl.sum(a * b_c[None, :], axis=1)[:, None], 0.0)
+    return out
+
+
+@triton.jit
+def extra_right(m, b_x, EW: tl.constexpr):
+    """``m @ b_x`` for ``m (R, S)`` and ``b_x (S, EW)``: ``(R, EW)``."""
+    cols = tl.arange(0, EW)[None, :]
+    out = tl.zeros([m.shape[0], EW], tl.float32)
+    for c in tl.static_range(EW):
+        b_c = tl.sum(tl.where(cols == c, b_x, 0.0), axis=1)
+        out += tl.where(cols == c, tl.sum(m * b_c[None, :], axis=1)[:, None], 0.0)
+    return out
+
+
+@triton.jit
+def extra_left_transposed(m, a_x, EW: tl.constexpr):
+    """``m^T @ a_x`` for ``m (R, S)`` and ``a_x (R, EW)``: ``(S, EW)``."""
+    cols = tl.arange(0, EW)[None, :]
+    out = tl.zeros([m.shape[1], EW], tl.float32)
+    for c in tl.static_range(EW):
+        a_c = tl.sum(tl.where(cols == c, a_x, 0.0), axis=1)
+        out += tl.where(cols == c, tl.sum(m * a_c[:, None], axis=0)[:, None], 0.0)
+    return out
 
 
 @triton.jit

@@ -31,6 +31,9 @@ from ._common import (
     NEG_INF,
     POS_INF,
     cast,
+    extra_inner,
+    extra_outer,
+    extra_project,
     feature_input_grad,
     feature_maps,
     finite_or_zero,
@@ -41,7 +44,7 @@ from ._common import (
     mm,
     mm_exact_lhs,
     mm_exact_rhs,
-    mm_precise,
+    mm_scaled_rows,
     query_coefficient,
     query_log_norm,
     rescale_factor,
@@ -52,7 +55,7 @@ from .buffers import empty, feature_count, like_layout, padded_features
 
 #: Rows per tile of queries or keys.
 BLOCK_ROWS = 64
-#: Feature rows per program when combining partial states (16: the extra-feature tile's width).
+#: Feature rows per program when combining partial states (the last block is masked at F).
 COMBINE_ROWS = 16
 #: Programs per multiprocessor aimed at by the split-key passes.
 PROGRAMS_PER_SM = 2
@@ -115,7 +118,7 @@ def _state_partial_kernel(
             new_shift_x = tl.maximum(shift_x, masked_rows_max(log_magnitude(extra, LOG_DOMAIN), valid))
             decay_x = rescale_factor(shift_x, new_shift_x)
             psi_x = tl.where(valid[:, None], scale_keys(extra, new_shift_x, LOG_DOMAIN), 0.0)
-            acc_x = acc_x * decay_x[:, None] + mm_exact_rhs(tl.trans(psi_x), values, DT)
+            acc_x = acc_x * decay_x[:, None] + extra_outer(psi_x, values.to(tl.float32), EW)
             count_x = count_x * decay_x + tl.sum(psi_x, axis=0)
             shift_x = new_shift_x
     slot = bh.to(tl.int64) * n_parts + part
@@ -131,21 +134,23 @@ def _state_partial_kernel(
 @triton.jit
 def _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R: tl.constexpr, FP: tl.constexpr,
                   DV: tl.constexpr):  # fmt: skip
-    """Sum ``n_parts`` partial states of rows ``row0 .. row0 + R`` at their common largest shift."""
+    """Sum ``n_parts`` partial states of rows ``row0 .. row0 + R`` (those below ``FP``) at their
+    common largest shift; rows from ``FP`` on come back empty (``-inf`` shift)."""
     r = row0 + tl.arange(0, R)
+    inside = r < FP
     dv = tl.arange(0, DV)
     shift = tl.full([R], NEG_INF, tl.float32)
     acc = tl.zeros([R, DV], tl.float32)
     count = tl.zeros([R], tl.float32)
     for part in range(0, n_parts):
         slot = bh.to(tl.int64) * n_parts + part
-        part_shift = tl.load(part_shift_ptr + slot * FP + r)
+        part_shift = tl.load(part_shift_ptr + slot * FP + r, mask=inside, other=NEG_INF)
         new_shift = tl.maximum(shift, part_shift)
         old_factor = rescale_factor(shift, new_shift)
         part_factor = rescale_factor(part_shift, new_shift)
-        part_s = tl.load(part_s_ptr + slot * FP * DV + r[:, None] * DV + dv[None, :])
+        part_s = tl.load(part_s_ptr + slot * FP * DV + r[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
         acc = acc * old_factor[:, None] + part_s * part_factor[:, None]
-        count = count * old_factor + tl.load(part_c_ptr + slot * FP + r) * part_factor
+        count = count * old_factor + tl.load(part_c_ptr + slot * FP + r, mask=inside, other=0.0) * part_factor
         shift = new_shift
     return acc, count, shift
 
@@ -161,7 +166,7 @@ def _state_combine_kernel(
     rows = row0 + tl.arange(0, R)
     dv = tl.arange(0, DV)
     acc, count, shift = _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R, FP, DV)
-    keep = rows < F  # padded rows of the extra-feature tile beyond F are dropped (same row numbers below F)
+    keep = rows < F  # the last block of rows may run past F
     base = bh.to(tl.int64) * F
     tl.store(s_ptr + (base + rows)[:, None] * DV + dv[None, :], acc, mask=keep[:, None])
     tl.store(c_ptr + base + rows, count, mask=keep)
@@ -239,7 +244,7 @@ def _readout_kernel(
     den = tl.sum(phi * c[None, :], axis=1)
     if HAS_EXTRA:
         phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
-        num += mm(phi_x, s_x, DT)
+        num += extra_inner(phi_x, s_x, EW)
         den += tl.sum(phi_x * c_x[None, :], axis=1)
     positive = den > 0
     out = tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
@@ -281,6 +286,7 @@ def _query_grad_kernel(
         )
         dy = tl.load(g_base + rows[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
         dy = cast(dy, DT)
+        dy32 = dy.to(tl.float32)
         phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
         # X = S dy per feature, accurate (dy is exact in DT, S is split); delta = dy . y is then
         # phi . X / den, computed in float32 without a rounded y: the query gradient
@@ -290,7 +296,7 @@ def _query_grad_kernel(
         num_dy = tl.sum(phi * proj, axis=1)
         if HAS_EXTRA:
             phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
-            proj_x = mm_exact_lhs(dy, tl.trans(s_x), DT)
+            proj_x = extra_project(dy32, s_x, EW)
             den += tl.sum(phi_x * c_x[None, :], axis=1)
             num_dy += tl.sum(phi_x * proj_x, axis=1)
         live = (den > 0) & valid
@@ -300,15 +306,17 @@ def _query_grad_kernel(
         delta = tl.where(live, num_dy / safe_den, 0.0)
         coef = query_coefficient(main, shift, lse, LOG_DOMAIN)
         grad_main = coef * (proj - delta[:, None] * c[None, :])
-        phi_hat = cast(scale_queries(main, shift, lse, LOG_DOMAIN), DT).to(tl.float32)
-        g_acc += mm(tl.trans(phi_hat), dy, DT)
+        # G = sum_i phi_i dy_i / den_i: normalised weights of about 1/L, scaled per feature before
+        # rounding (float16 subnormals) and split in two parts (dk and dv are differences of such sums)
+        phi_hat = scale_queries(main, shift, lse, LOG_DOMAIN)
+        g_acc += mm_scaled_rows(tl.trans(phi_hat), dy, DT, 1)
         gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
         grad_extra = tl.zeros([BL, EW], tl.float32)
         if HAS_EXTRA:
             coef_x = query_coefficient(extra, shift_x, lse, LOG_DOMAIN)
             grad_extra = coef_x * (proj_x - delta[:, None] * c_x[None, :])
-            phi_hat_x = cast(scale_queries(extra, shift_x, lse, LOG_DOMAIN), DT).to(tl.float32)
-            g_acc_x += mm(tl.trans(phi_hat_x), dy, DT)
+            phi_hat_x = scale_queries(extra, shift_x, lse, LOG_DOMAIN)
+            g_acc_x += extra_outer(phi_hat_x, dy32, EW)
             gc_acc_x -= tl.sum(phi_hat_x * delta[:, None], axis=0)
         dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, False, EW) * scale
         tl.store(dq_base + rows[:, None] * sdq_l + d[None, :] * sdq_d, cast(dx, dq_ptr.dtype.element_ty),
@@ -346,14 +354,14 @@ def _key_grad_kernel(
     values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
     main, extra = feature_maps(x, KERNEL, True, EW)
     psi = tl.where(valid[:, None], scale_keys(main, shift, LOG_DOMAIN), 0.0)
-    dvalue = mm_precise(psi, g, DT)
+    dvalue = mm_scaled_rows(psi, g, DT, 2)
     grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :])
     grad_extra = tl.zeros([BL, EW], tl.float32)
     if HAS_EXTRA:
         psi_x = tl.where(valid[:, None], scale_keys(extra, shift_x, LOG_DOMAIN), 0.0)
-        dvalue += mm_precise(psi_x, g_x, DT)
+        dvalue += extra_inner(psi_x, g_x, EW)
         grad_extra = key_coefficient(extra, shift_x, LOG_DOMAIN) * (
-            mm_exact_lhs(values, tl.trans(g_x), DT) + gc_x[None, :]
+            extra_project(values.to(tl.float32), g_x, EW) + gc_x[None, :]
         )
     dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, True, EW) * scale
     dk_base = dk_ptr + batch.to(tl.int64) * sdk_b + head.to(tl.int64) * sdk_h
@@ -416,7 +424,7 @@ def bidirectional_forward(
     state_s = empty(batch, heads, features, value_dim, device=device, dtype=torch.float32)
     state_c = empty(batch, heads, features, device=device, dtype=torch.float32)
     state_shift = empty(batch, heads, features, device=device, dtype=torch.float32)
-    _state_combine_kernel[(batch * heads, padded // COMBINE_ROWS)](
+    _state_combine_kernel[(batch * heads, triton.cdiv(padded, COMBINE_ROWS))](
         part_s, part_c, part_shift, state_s, state_c, state_shift, n_parts,
         DV=value_dim, F=features, FP=padded, R=COMBINE_ROWS,
         num_warps=launch_warps("_state_combine_kernel", 4),

@@ -13,7 +13,7 @@ from torch import Tensor
 POISON_OUTPUTS = False
 
 #: Width of the tile holding the two extra features of the linear-domain kernels (see _common.py).
-EXTRA_W = 16
+EXTRA_W = 2
 
 
 def empty(*shape: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -46,5 +46,5 @@ def feature_count(head_dim: int, kernel_id: int) -> int:
 
 
 def padded_features(head_dim: int, kernel_id: int) -> int:
-    """Rows of the kernels' scratch states: D, or D + EXTRA_W with the extra-feature tile."""
+    """Rows of the kernels' scratch states: D, or D + EXTRA_W with the extra-feature tile (= F)."""
     return head_dim if kernel_id == 0 else head_dim + EXTRA_W

@@ -38,6 +38,12 @@ from ._common import (
     NEG_INF,
     POS_INF,
     cast,
+    extra_inner,
+    extra_left_transposed,
+    extra_outer,
+    extra_pair,
+    extra_project,
+    extra_right,
     feature_input_grad,
     feature_maps,
     finite_or_zero,
@@ -49,6 +55,8 @@ from ._common import (
     mm_exact_lhs,
     mm_exact_rhs,
     mm_precise,
+    mm_scaled_rows,
+    power_of_two_scale,
     query_coefficient,
     rescale_factor,
     scale_keys,
@@ -140,7 +148,7 @@ def _chunk_state_kernel(
             end_x = tl.maximum(shift_x, masked_rows_max(log_magnitude(extra, LOG_DOMAIN), valid))
             decay_x = rescale_factor(shift_x, end_x)
             psi_x = tl.where(valid[:, None], scale_keys(extra, end_x, LOG_DOMAIN), 0.0)
-            s_x = s_x * decay_x[:, None] + mm_exact_rhs(tl.trans(psi_x), values, DT)
+            s_x = s_x * decay_x[:, None] + extra_outer(psi_x, values.to(tl.float32), EW)
             c_x = c_x * decay_x + tl.sum(psi_x, axis=0)
             shift_x = end_x
     last_slot = bh.to(tl.int64) * (n_chunks + 1) + n_chunks
@@ -244,8 +252,8 @@ def _chunk_output_kernel(
             psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
             phi_in_x = scale_queries(fq_x, start_x, log_norm, LOG_DOMAIN)
             phi_end_x = scale_queries(fq_x, end_x, log_norm, LOG_DOMAIN)
-            weights += _mm_maybe_precise(phi_end_x, tl.trans(psi_x), DT, SAVE_RESIDUAL)
-            num += _mm_maybe_precise(phi_in_x, s_in_x, DT, SAVE_RESIDUAL)
+            weights += extra_pair(phi_end_x, psi_x, EW)
+            num += extra_inner(phi_in_x, s_in_x, EW)
             den += tl.sum(phi_in_x * c_in_x[None, :], axis=1)
         weights = tl.where(causal, weights, 0.0)
         if SAVE_RESIDUAL:
@@ -311,19 +319,19 @@ def _chunk_grad_state_kernel(
         dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + cols[None, :] * sg_d, mask=valid[:, None], other=0.0)
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
-        # rounded once, used for both halves of G so that they stay consistent
-        phi_in = cast(scale_queries(fq, start, lse, LOG_DOMAIN), DT).to(tl.float32)
+        # normalised weights (about 1/L): scaled per feature before rounding (float16 subnormals)
+        phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
         decay = rescale_factor(start, end)
-        g = g * decay[:, None] + mm(tl.trans(phi_in), dy, DT)
+        g = g * decay[:, None] + mm_scaled_rows(tl.trans(phi_in), dy, DT, 1)
         gc = gc * decay - tl.sum(phi_in * delta[:, None], axis=0)
         if HAS_EXTRA:
             tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], g_x)
             tl.store(chunk_gc_ptr + slot * FP + D + e, gc_x, mask=writer & (e < EW))
             start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
             end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
-            phi_in_x = cast(scale_queries(fq_x, start_x, lse, LOG_DOMAIN), DT).to(tl.float32)
+            phi_in_x = scale_queries(fq_x, start_x, lse, LOG_DOMAIN)
             decay_x = rescale_factor(start_x, end_x)
-            g_x = g_x * decay_x[:, None] + mm(tl.trans(phi_in_x), dy, DT)
+            g_x = g_x * decay_x[:, None] + extra_outer(phi_in_x, dy.to(tl.float32), EW)
             gc_x = gc_x * decay_x - tl.sum(phi_in_x * delta[:, None], axis=0)
     if WANT_INITIAL_GRAD:
         tl.store(ds0_ptr + (state_row + d)[:, None] * DV + cols[None, :], g)
@@ -406,23 +414,28 @@ def _chunk_grad_kernel(
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
         causal = (local[None, :] <= local[:, None]) & valid[None, :]
+        # phi_hat and the weights are normalised (about 1/L): scaled by powers of two around
+        # every rounding to DT (float16 subnormals, see mm_scaled_rows)
         phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
-        weights = mm(phi_hat, tl.trans(psi), DT)
+        weights = mm_scaled_rows(phi_hat, tl.trans(psi), DT, 0)
         if HAS_EXTRA:
             start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
             end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
             psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
             phi_hat_x = scale_queries(fq_x, end_x, lse, LOG_DOMAIN)
-            weights += mm(phi_hat_x, tl.trans(psi_x), DT)
+            weights += extra_pair(phi_hat_x, psi_x, EW)
         weights = tl.where(causal, weights, 0.0)
         d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
-        grad_v = mm(tl.trans(weights), dy, DT) + mm_precise(psi, g, DT)
+        grad_v = mm_scaled_rows(tl.trans(weights), dy, DT, 0) + mm_scaled_rows(psi, g, DT, 2)
         grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_precise(d_weight, psi, DT)
         grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
             mm_exact_lhs(dy, tl.trans(s_in), DT) - delta[:, None] * c_in[None, :]
         )
+        feature_scale = power_of_two_scale(phi_hat, 0)[None, :]
         grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-            mm(tl.trans(d_weight), phi_hat, DT) + mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :]
+            mm_precise(tl.trans(d_weight), phi_hat * feature_scale, DT) / feature_scale
+            + mm_exact_lhs(values, tl.trans(g), DT)
+            + gc[None, :]
         )
         grad_q_x = tl.zeros([BT, EW], tl.float32)
         grad_k_x = tl.zeros([BT, EW], tl.float32)
@@ -431,13 +444,15 @@ def _chunk_grad_kernel(
             c_in_x = tl.load(chunk_c_ptr + slot * FP + D + e)
             g_x = tl.load(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
             gc_x = tl.load(chunk_gc_ptr + slot * FP + D + e)
-            grad_v += mm(psi_x, g_x, DT)
-            grad_q_x = query_coefficient(fq_x, end_x, lse, LOG_DOMAIN) * mm_precise(d_weight, psi_x, DT)
+            grad_v += extra_inner(psi_x, g_x, EW)
+            grad_q_x = query_coefficient(fq_x, end_x, lse, LOG_DOMAIN) * extra_right(d_weight, psi_x, EW)
             grad_q_x += query_coefficient(fq_x, start_x, lse, LOG_DOMAIN) * (
-                mm_exact_lhs(dy, tl.trans(s_in_x), DT) - delta[:, None] * c_in_x[None, :]
+                extra_project(dy.to(tl.float32), s_in_x, EW) - delta[:, None] * c_in_x[None, :]
             )
             grad_k_x = key_coefficient(fk_x, end_x, LOG_DOMAIN) * (
-                mm(tl.trans(d_weight), phi_hat_x, DT) + mm_exact_lhs(values, tl.trans(g_x), DT) + gc_x[None, :]
+                extra_left_transposed(d_weight, phi_hat_x, EW)
+                + extra_project(values.to(tl.float32), g_x, EW)
+                + gc_x[None, :]
             )
         dq = feature_input_grad(xq, grad_q, grad_q_x, KERNEL, False, EW) * scale
         dk = feature_input_grad(xk, grad_k, grad_k_x, KERNEL, True, EW) * scale

@@ -88,3 +88,20 @@ def test_benchmark_attention_writes_json(tmp_path):
     assert {r["method"] for r in record["rows"]} == {"ela", "naive", "sdpa"}
     assert all(r["status"] == "ok" and r["median_ms"] > 0 for r in record["rows"])
     assert "fitted k" in result.stdout
+
+
+def test_info_prints_parameters(capsys):
+    assert main(["info", "model=yolo-lat-pico.yaml"]) == 0
+    captured = capsys.readouterr()
+    assert "286,248 parameters" in captured.out + captured.err
+
+
+def test_benchmark_report_from_committed_results(tmp_path):
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    out = tmp_path / "benchmarks.md"
+    assert main(["benchmark", "report", f"results={results}", f"out={out}"]) == 0
+    page = out.read_text()
+    assert "## Detectors on an H200 (fused ELA kernels)" in page
+    assert "yolo-lat-n" in page and "yolo26n" in page

@@ -15,15 +15,13 @@ overrides (``--help`` lists them). Prints a table and writes JSON.
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from yolo_lat.args import ArgumentError, format_defaults, split_pairs, typed
+from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
+from yolo_lat.bench.runner import run_benchmark, script_entry
 from yolo_lat.text import ELAGPT, DecodeState, ELAGPTConfig, KVCache
 
 DEFAULTS: dict[str, Any] = {
@@ -220,26 +218,8 @@ def render(record: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``yolo-lat benchmark decode``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print("usage: yolo-lat benchmark decode [key=value ...]\n\n" + __doc__.splitlines()[0] + "\n\narguments:")
-        print(format_defaults(DEFAULTS, DOCS))
-        return 0
-    settings = typed(DEFAULTS, split_pairs(argv), "benchmark decode")
-    record = run(settings)
-    out = Path(settings["out"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out)
-    print(render(record))
-    print(f"results: {out}")
-    return 0
+    return run_benchmark("decode", __doc__, DEFAULTS, DOCS, run, render, argv)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as err:  # ArgumentError included
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    script_entry(main)

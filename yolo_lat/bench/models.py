@@ -24,8 +24,9 @@ from typing import Any
 
 import torch
 
-from yolo_lat.args import ArgumentError, format_defaults, split_pairs, typed
+from yolo_lat.args import ArgumentError, split_pairs, typed
 from yolo_lat.bench import timing
+from yolo_lat.bench.runner import script_entry, wants_help, write_json
 
 DEFAULTS: dict[str, Any] = {
     "models": ["yolo-lat-n", "yolo12n", "yolo26n"],
@@ -439,12 +440,12 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     out.mkdir(parents=True, exist_ok=True)
     written = []
     (out / f"{name}.partial.json").unlink(missing_ok=True)  # rows written while the run was going on
-    for suffix, text in ((".json", json.dumps(record, indent=2)), (".md", markdown(record) + "\n")):
-        target = out / f"{name}{suffix}"
-        staged = target.with_name(target.name + ".tmp")
-        staged.write_text(text)
-        staged.replace(target)
-        written.append(target)
+    written.append(write_json(out / f"{name}.json", record))
+    markdown_file = out / f"{name}.md"
+    staged = markdown_file.with_name(markdown_file.name + ".tmp")
+    staged.write_text(markdown(record) + "\n")
+    staged.replace(markdown_file)
+    written.append(markdown_file)
     if plots:
         written += plot(record, out / name)
     return written
@@ -453,13 +454,7 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``yolo-lat benchmark models``."""
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print(
-            "usage: yolo-lat benchmark models=... [key=value ...]\n\n"
-            + __doc__.strip().splitlines()[0]
-            + "\n\narguments:"
-        )
-        print(format_defaults(DEFAULTS, DOCS))
+    if wants_help(argv, "models", __doc__, DEFAULTS, DOCS):
         return 0
     settings = typed(DEFAULTS, split_pairs(argv), "benchmark models")
     record = run(settings)
@@ -470,8 +465,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    script_entry(main)

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yolo_lat.args import format_defaults, split_pairs, typed
+from yolo_lat.args import split_pairs, typed
 from yolo_lat.bench import timing
+from yolo_lat.bench.runner import wants_help
 
 DEFAULTS: dict[str, Any] = {"results": "benchmarks/results", "out": "benchmarks.md"}
 DOCS = {"results": "folder of committed benchmark JSON", "out": "Markdown page to write"}
@@ -143,9 +144,7 @@ def build(results: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``yolo-lat benchmark report``."""
     argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print("usage: yolo-lat benchmark report [key=value ...]\n\n" + __doc__.splitlines()[0] + "\n\narguments:")
-        print(format_defaults(DEFAULTS, DOCS))
+    if wants_help(argv, "report", __doc__, DEFAULTS, DOCS):
         return 0
     settings = typed(DEFAULTS, split_pairs(argv), "benchmark report")
     page = build(Path(settings["results"]))
