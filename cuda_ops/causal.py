@@ -322,7 +322,7 @@ def _chunk_grad_state_kernel(
         # normalised weights (about 1/L): scaled per feature before rounding (float16 subnormals)
         phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
         decay = rescale_factor(start, end)
-        g = g * decay[:, None] + mm_scaled_rows(tl.trans(phi_in), dy, DT, 1)
+        g = g * decay[:, None] + mm_scaled_rows(tl.trans(phi_in), dy, DT, 0)
         gc = gc * decay - tl.sum(phi_in * delta[:, None], axis=0)
         if HAS_EXTRA:
             tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], g_x)
@@ -433,7 +433,7 @@ def _chunk_grad_kernel(
         )
         feature_scale = power_of_two_scale(phi_hat, 0)[None, :]
         grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-            mm_precise(tl.trans(d_weight), phi_hat * feature_scale, DT) / feature_scale
+            mm_exact_rhs(tl.trans(d_weight), phi_hat * feature_scale, DT) / feature_scale
             + mm_exact_lhs(values, tl.trans(g), DT)
             + gc[None, :]
         )

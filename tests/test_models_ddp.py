@@ -19,18 +19,6 @@ from yolo_lat.models import YOLOLATDetectionTrainer, resolve_model_yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_per_xdist_worker():
-    """Under pytest-xdist, 2 workers x 2 torch threads on 2 cores thrash (measured 10x slower); use 1."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tensors(output) -> list[torch.Tensor]:
     if isinstance(output, torch.Tensor):
         return [output]

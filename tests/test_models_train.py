@@ -21,18 +21,6 @@ from yolo_lat import YOLOLAT
 from yolo_lat.cfg import model_names
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_per_xdist_worker():
-    """Under pytest-xdist, 2 workers x 2 torch threads on 2 cores thrash (measured 10x slower); use 1."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_tiny_dataset(root: Path, images: int = 4, size: int = 64, seed: int = 0) -> Path:
     """Write ``images`` train and ``images // 2`` val pictures of 2 classes; returns the data YAML.
 

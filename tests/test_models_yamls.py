@@ -8,7 +8,6 @@ layer by layer. Building once per name keeps the x-scale models affordable on 2 
 
 import copy
 import itertools
-import os
 import re
 from pathlib import Path
 
@@ -25,18 +24,6 @@ from yolo_lat.nn import A2C2fELA, ELAAttention2d, ELABlock
 #: ELA attention layers each model must contain, per YAML (scale n counts; larger scales have more or as many).
 MIN_ATTENTION_LAYERS = {"yolo-lat.yaml": 3, "yolo12-ela.yaml": 4, "yolo-lat-pico.yaml": 1}
 _SUMMARY = re.compile(r"([\d,]+) parameters, [\d,]+ gradients, ([\d.]+) GFLOPs")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_per_xdist_worker():
-    """Under pytest-xdist, 2 workers x 2 torch threads on 2 cores thrash (measured 10x slower); use 1."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _yaml_of(name: str) -> tuple[str, str]:

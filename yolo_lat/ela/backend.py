@@ -8,6 +8,7 @@ Triton or GPU never breaks ``import yolo_lat``.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import torch
@@ -28,6 +29,22 @@ def selected_backend() -> str:
     return choice
 
 
+def _fused(q: Tensor, name: str):
+    """``(function, strict)`` from ``yolo_lat.cuda_ops`` when the fused path applies, else ``None``."""
+    if not q.is_cuda or torch.onnx.is_in_onnx_export():
+        return None
+    choice = selected_backend()
+    if choice == "torch":
+        return None
+    try:
+        function = getattr(importlib.import_module("yolo_lat.cuda_ops"), name)
+    except (ImportError, AttributeError) as err:
+        if choice == "triton":
+            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
+        return None
+    return function, choice == "triton"
+
+
 def dispatch(
     q: Tensor,
     k: Tensor,
@@ -40,20 +57,11 @@ def dispatch(
     initial_state: object,
 ):
     """Run the fused kernels when they apply; ``None`` means "use the PyTorch implementation"."""
-    if not q.is_cuda or torch.onnx.is_in_onnx_export():
+    fused = _fused(q, "ela_dispatch")
+    if fused is None:
         return None
-    choice = selected_backend()
-    if choice == "torch":
-        return None
-    try:
-        from yolo_lat.cuda_ops import ela_dispatch
-    except ImportError as err:
-        if choice == "triton":
-            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
-        return None
-    return ela_dispatch(
-        q, k, v, kernel, causal, key_padding_mask, scale, return_state, initial_state, strict=choice == "triton"
-    )
+    function, strict = fused
+    return function(q, k, v, kernel, causal, key_padding_mask, scale, return_state, initial_state, strict=strict)
 
 
 def dispatch_step(q: Tensor, k: Tensor, v: Tensor, state: object, kernel: Kernel, scale: float | None):
@@ -61,15 +69,8 @@ def dispatch_step(q: Tensor, k: Tensor, v: Tensor, state: object, kernel: Kernel
 
     ``ela_step`` calls it after resolving the kernel; it returns ``(y, new_state)`` like ``ela_step``.
     """
-    if not q.is_cuda or torch.onnx.is_in_onnx_export():
+    fused = _fused(q, "ela_step_fused")
+    if fused is None:
         return None
-    choice = selected_backend()
-    if choice == "torch":
-        return None
-    try:
-        from yolo_lat.cuda_ops import ela_step_fused
-    except ImportError as err:
-        if choice == "triton":
-            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
-        return None
-    return ela_step_fused(q, k, v, state, kernel, scale, strict=choice == "triton")
+    function, strict = fused
+    return function(q, k, v, state, kernel, scale, strict=strict)
