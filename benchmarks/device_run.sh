@@ -46,12 +46,12 @@ if [ "$DEVICE" = cpu ]; then
 fi
 
 step "1 kernels: correctness"
-timeout 110 "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s 85 $SMOKE_CHECK \
+timeout 130 "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s 100 $SMOKE_CHECK \
   > "$LOGS/gpu_check.log" 2>&1
 echo "exit $?"; grep -E '^FAIL' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
 
 step "2 kernels: speed"
-timeout 110 "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s 75 $SMOKE_BENCH \
+timeout 90 "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s 60 $SMOKE_BENCH \
   > "$LOGS/gpu_bench.log" 2>&1
 echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
 

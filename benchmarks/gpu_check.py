@@ -16,10 +16,16 @@ Pass criteria:
   dtype before the product with V, as SDPA does) is recorded too;
 * no NaN anywhere, shapes/dtypes as the PyTorch path's.
 
-Cases run in ``--jobs`` worker processes (Triton compiles in parallel); one failing case is
-recorded in the JSON and the others go on. Usage::
+Cases run in ``--jobs`` worker subprocesses (Triton compiles in parallel), each fed one case at a
+time. A CUDA error is sticky (every later CUDA call of that process fails), so a worker that hits
+one reports the case as ``crash`` and exits, and the next case gets a fresh worker: one crash
+cannot fail the other cases. Every record has a ``status``: ``pass``, ``fail`` (a check out of
+tolerance), ``crash`` (a CUDA error, or the worker died), ``error`` (any other exception) or
+``timeout``. The JSON is rewritten after every case, so an outer time limit keeps what ran.
+Usage::
 
-    python benchmarks/gpu_check.py --out $OUT/gpu_check.json --jobs 8 --budget-s 200
+    python benchmarks/gpu_check.py --out $OUT/gpu_check.json --jobs 8 --budget-s 85
+    python benchmarks/gpu_check.py --only "causal.*sum_sq" --jobs 2   # a subset (regex on the case line)
 """
 
 from __future__ import annotations
@@ -29,11 +35,16 @@ import contextlib
 import json
 import math
 import os
+import re
+import select
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from pathlib import Path
 
 from _checkout import use_checkout
 
@@ -67,8 +78,15 @@ def build_cases() -> list[dict]:
         for kernel in KERNELS[1:]:
             add(op, kernel=kernel, length=63)
             add(op, kernel=kernel, length=4097)
-            add(op, kernel=kernel, dtype="float32")
+            if kernel != "sum_sq_euclid":  # float32 compiles slowly; sub_sq differs from it by a sign only
+                add(op, kernel=kernel, dtype="float32")
         add(op, kernel="sum_sq_euclid", dtype="float16")
+    for op in ("bidirectional", "causal"):  # float16 with many keys: normalised weights near its subnormals
+        add(op, dtype="float16", length=4097)
+    # linear-domain kernels (F = D + 2) at other head sizes, unequal lengths and in the decode step
+    add("bidirectional", kernel="sub_sq_euclid", dim=128, length=77, key_length=1000)
+    add("causal", kernel="modulated_dot", dim=32, value_dim=128, length=63)
+    add("decode", kernel="sum_sq_euclid", dim=32, value_dim=128, length=1)
     add("bidirectional", length=77, key_length=1000)
     add("bidirectional", layout="channel_first", dim=32, length=1000)
     add("bidirectional", layout="channel_first", dtype="float16", length=4096)
@@ -174,7 +192,8 @@ def run_attention_case(case: dict, torch) -> dict:
     from yolo_lat.cuda_ops import buffers
     from yolo_lat.ela import ELAState, ela_attention, get_kernel, naive_attention
 
-    generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
+    seed = hash(json.dumps(case, sort_keys=True)) % 2**31  # fresh data every run (str hashes are salted)
+    generator = torch.Generator(device=DEVICE).manual_seed(seed)
     leaves, views, scale = _inputs(case, torch, generator)
     q, k, v = views(*leaves)
     causal = case["op"] == "causal"
@@ -216,6 +235,7 @@ def run_attention_case(case: dict, torch) -> dict:
         ref_out, ref_state, ref_grads = _forward_backward(call(initial64), reference, views, grad64)
         base_out, _, base_grads = _forward_backward(call(initial), baseline, views, grad_out)
     record = {"shape": {"q": list(q.shape), "k": list(k.shape), "v": list(v.shape)}, "q_stride": list(q.stride())}
+    record["seed"] = seed
     names = ("dq", "dk", "dv") if len(leaves) == 3 else ("dfeature_map",)
     outputs = {"out": (out, ref_out, base_out)}
     for name, g, r, b in zip(names, grads, ref_grads, base_grads):
@@ -261,7 +281,8 @@ def run_decode_case(case: dict, torch) -> dict:
     from yolo_lat.cuda_ops import buffers, ela_step_fused
     from yolo_lat.ela import ela_attention, ela_step, get_kernel
 
-    generator = torch.Generator(device=DEVICE).manual_seed(hash(json.dumps(case, sort_keys=True)) % 2**31)
+    seed = hash(json.dumps(case, sort_keys=True)) % 2**31
+    generator = torch.Generator(device=DEVICE).manual_seed(seed)
     dtype = getattr(torch, case["dtype"])
     batch, heads, dim, value_dim, context = 8, 16, case["dim"], case["value_dim"], 300
     if DEVICE == "cpu":
@@ -292,14 +313,51 @@ def run_decode_case(case: dict, torch) -> dict:
     state_error = _rel(fused_state.S, ref_state.S)
     ok = error <= FP32_TOL if dtype == torch.float32 else error <= max(RATIO * torch_error, NEGLIGIBLE)
     return {
+        "seed": seed,
         "errors": {"y": error, "S": state_error},
         "torch_path_errors": {"y": torch_error},
         "checks": {"no_nan": not nan, "y": ok, "state": state_error <= FP32_TOL * 10},
     }
 
 
+#: Substrings of an exception that mean the CUDA context is broken (the error is sticky).
+_CUDA_FAILURES = (
+    "CUDA error",
+    "illegal memory access",
+    "Triton Error [CUDA]",
+    "cudaError",
+    "unspecified launch failure",
+)
+
+
+def _is_cuda_failure(err: BaseException) -> bool:
+    return type(err).__name__ == "AcceleratorError" or any(text in str(err) for text in _CUDA_FAILURES)
+
+
+def _cuda_broken() -> bool:
+    """Whether this process's CUDA context is unusable (a sticky error from an earlier launch)."""
+    import torch
+
+    try:
+        torch.cuda.synchronize()
+        torch.ones(1, device="cuda").sum().item()
+    except Exception:  # any failure here means the context is gone
+        return True
+    return False
+
+
+def _injected_fault(case: dict) -> str | None:
+    """Testing aid for the crash handling: ``GPU_CHECK_FAULT="<regex>=<crash|abort|hang>;..."`` makes
+    the cases whose line matches fail that way (a CUDA-style error, a native abort, no answer)."""
+    for spec in filter(None, os.environ.get("GPU_CHECK_FAULT", "").split(";")):
+        pattern, _, kind = spec.rpartition("=")
+        if pattern and re.search(pattern, _describe(case)):
+            return kind
+    return None
+
+
 def run_case(case: dict, device: str = "cuda") -> dict:
-    """Run one case in this process; never raises (the error is recorded)."""
+    """Run one case in this process; never raises (the error is recorded with its status)."""
     global DEVICE
     DEVICE = device
     if device == "cpu":
@@ -310,14 +368,54 @@ def run_case(case: dict, device: str = "cuda") -> dict:
 
         import yolo_lat.cuda_ops  # noqa: F401
 
+        fault = _injected_fault(case)
+        if fault == "abort":
+            os.abort()
+        if fault == "hang":
+            time.sleep(3600)
+        if fault == "crash":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by GPU_CHECK_FAULT)")
         runner = run_decode_case if case["op"] == "decode" else run_attention_case
         record = runner(case, torch)
         record["passed"] = all(record["checks"].values())
+        record["status"] = "pass" if record["passed"] else "fail"
     except Exception as err:  # one broken case must not stop the check
-        record = {"passed": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()[-3000:]}
+        crashed = _is_cuda_failure(err) or (device == "cuda" and _cuda_broken())
+        record = {
+            "passed": False,
+            "status": "crash" if crashed else "error",
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc()[-3000:],
+        }
     record["case"] = case
     record["seconds"] = round(time.perf_counter() - begin, 2)
     return record
+
+
+def _compile_key(case: dict) -> tuple:
+    """The fields that select compiled kernel variants (lengths and input values do not)."""
+    fields = ("op", "kernel", "dtype", "dim", "value_dim", "layout", "initial_state", "forward_only")
+    return tuple(case.get(field) for field in fields)
+
+
+def _schedule(cases: list[dict]) -> list[dict]:
+    """Order for the workers: the first case of every compiled variant, dearest first, then the
+    other cases of each variant (their kernels are in Triton's disk cache by then), so 8 workers
+    rarely compile the same kernels at the same time on a fresh machine."""
+    seen, first, repeats = set(), [], []
+    for case in cases:
+        key = _compile_key(case)
+        (repeats if key in seen else first).append(case)
+        seen.add(key)
+    return sorted(first, key=_expected_cost, reverse=True) + sorted(repeats, key=_expected_cost, reverse=True)
+
+
+def _expected_cost(case: dict) -> float:
+    """Rough seconds of a case on a fresh machine, mostly Triton compilation: float32 kernels
+    (IEEE products) compile slowest, then the causal ones. Starting the dearest cases first keeps
+    the 8 workers busy to the end."""
+    cost = 10.0 + (10.0 if case["dtype"] == "float32" else 0.0) + (5.0 if case["op"] == "causal" else 0.0)
+    return cost + (3.0 if case["length"] >= 4000 else 0.0) - (8.0 if case["op"] == "decode" else 0.0)
 
 
 def _describe(case: dict) -> str:
@@ -328,55 +426,245 @@ def _describe(case: dict) -> str:
 
 
 def _line(record: dict) -> str:
-    status = "PASS" if record["passed"] else "FAIL"
+    """One console line: ``PASS ...`` or ``FAIL[status] ...`` (so ``grep ^FAIL`` finds every problem)."""
+    status = record.get("status", "pass" if record["passed"] else "fail")
+    head = "PASS" if status == "pass" else f"FAIL[{status}]"
     errors = {key: round(value, 7) for key, value in record.get("errors", {}).items() if isinstance(value, float)}
-    return f"{status} {_describe(record['case'])} {json.dumps(errors)} {record.get('error', '')[:300]}"
+    return f"{head} {_describe(record['case'])} {json.dumps(errors)} {record.get('error', '')[:300]}"
+
+
+# ---------------------------------------------------------------- worker subprocesses
+
+#: Prefix of the result lines a worker writes on its stdout.
+_RESULT = "@@gpu_check_result "
+
+
+def worker_main(device: str) -> int:
+    """Worker loop: one JSON case per stdin line, one result line per case; exit after a crash.
+
+    Stray output of libraries goes to stderr (the worker's log): the original stdout is kept
+    for result lines only.
+    """
+    if device == "cpu":
+        os.environ["TRITON_INTERPRET"] = "1"
+    results = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        record = run_case(json.loads(line), device)
+        results.write(_RESULT + json.dumps(record, default=str) + "\n")
+        results.flush()
+        if record["status"] == "crash":
+            return 3  # the CUDA context is broken: the parent starts a fresh worker
+    return 0
+
+
+class _Worker:
+    """One worker subprocess, restarted when it crashed, died or timed out."""
+
+    def __init__(self, device: str, log_path: Path):
+        self.device = device
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self.buffer = b""
+        self.starts = 0
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.device == "cpu":
+            env["TRITON_INTERPRET"] = "1"
+        log = open(self.log_path, "ab")  # noqa: SIM115 (the child keeps writing to it)
+        log.write(f"\n===== worker start {self.starts}\n".encode())
+        log.flush()
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", "--device", self.device],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+        )  # fmt: skip
+        log.close()
+        self.buffer = b""
+        self.starts += 1
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_bytes()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def run(self, case: dict, timeout_s: float) -> dict:
+        """Run one case in the worker; a record whatever happens."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        begin = time.perf_counter()
+        try:
+            self.process.stdin.write((json.dumps(case) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            pass  # died already: reported below as a crash
+        deadline = time.monotonic() + timeout_s
+        stream = self.process.stdout
+        while True:
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith(_RESULT):
+                    record = json.loads(text[len(_RESULT) :])
+                    if record["status"] == "crash":
+                        record["worker_log_tail"] = self._log_tail()
+                        self.stop()
+                    return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                return self._failure(case, "timeout", f"no result within {timeout_s:.0f} s", begin)
+            if not select.select([stream], [], [], min(remaining, 5.0))[0]:
+                continue
+            chunk = os.read(stream.fileno(), 1 << 16)
+            if not chunk:  # EOF: the worker died (a signal, a native crash, an exit)
+                code = self.process.wait()
+                self.process = None
+                return self._failure(case, "crash", f"worker exited with code {code}", begin)
+            self.buffer += chunk
+
+    def _failure(self, case: dict, status: str, error: str, begin: float) -> dict:
+        return {
+            "passed": False,
+            "status": status,
+            "error": error,
+            "worker_log_tail": self._log_tail(),
+            "case": case,
+            "seconds": round(time.perf_counter() - begin, 2),
+        }
+
+
+def run_cases(cases: list[dict], args, on_record, lock: threading.Lock, stopping: threading.Event) -> dict:
+    """Run ``cases`` on ``args.jobs`` workers; ``on_record(record)`` (under ``lock``) after each.
+
+    Returns the run's bookkeeping. Once ``stopping`` is set no case starts and no record is kept.
+    """
+    begin = time.monotonic()
+    pending = list(enumerate(cases))
+    log_dir = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    workers = [_Worker(args.device, log_dir / f"worker{i}.log") for i in range(max(1, args.jobs))]
+
+    def serve(worker: _Worker) -> None:
+        while True:
+            with lock:
+                if stopping.is_set() or not pending or time.monotonic() - begin > args.budget_s:
+                    return
+                _, case = pending.pop(0)
+            try:
+                record = worker.run(case, args.case_timeout_s)
+            except Exception as err:  # a bug in this harness: report it, keep the other threads going
+                record = worker._failure(case, "error", f"harness: {type(err).__name__}: {err}", time.perf_counter())
+            with lock:
+                if stopping.is_set():
+                    return  # killed by the outer time limit, not a result
+                on_record(record)
+
+    threads = [threading.Thread(target=serve, args=(worker,), daemon=True) for worker in workers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for worker in workers:
+            worker.stop()
+    return {"worker_starts": sum(w.starts for w in workers), "worker_logs": str(log_dir)}
+
+
+def _environment(device: str) -> dict:
+    """Device, torch and Triton versions (the parent process never launches a kernel)."""
+    info = {"device": "cpu (Triton interpreter)"}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        if device == "cuda":
+            info["device"] = torch.cuda.get_device_name()
+    except Exception as err:  # a broken driver still gets a report
+        info["device"] = f"unknown ({type(err).__name__}: {err})"
+    try:
+        import triton
+
+        info["triton"] = triton.__version__
+    except ImportError:
+        info["triton"] = None
+    return info
+
+
+def _summary(results: list[dict], total: int, seconds: float, environment: dict) -> dict:
+    statuses = [r.get("status", "pass" if r["passed"] else "fail") for r in results]
+    summary = {
+        "passed": statuses.count("pass"),
+        "failed": len(statuses) - statuses.count("pass"),
+        **{status: statuses.count(status) for status in ("fail", "crash", "error", "timeout")},
+        "not_run": total - len(results),
+        "seconds": round(seconds, 1),
+    }
+    return {**summary, **environment}
+
+
+def _write(path: str, summary: dict, results: list[dict]) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump({"summary": summary, "results": results}, handle, indent=1, default=str)
+    os.replace(temporary, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the check; writes JSON and prints one line per case and a summary."""
+    """Run the check; writes JSON (after every case) and prints one line per case and a summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="gpu_check.json")
-    parser.add_argument("--jobs", type=int, default=8)
-    parser.add_argument("--budget-s", type=float, default=200.0, help="stop starting new cases after this")
+    parser.add_argument("--jobs", type=int, default=8, help="worker subprocesses")
+    parser.add_argument("--budget-s", type=float, default=85.0, help="stop starting new cases after this")
+    parser.add_argument("--case-timeout-s", type=float, default=60.0, help="a case taking longer is a timeout")
     parser.add_argument("--max-length", type=int, default=None, help="only cases up to this length")
+    parser.add_argument("--only", default=None, help="only cases whose line matches this regular expression")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args.device)
     cases = build_cases()
     if args.max_length is not None:
         cases = [c for c in cases if c["length"] <= args.max_length and c.get("key_length", 0) <= args.max_length]
+    if args.only:
+        cases = [c for c in cases if re.search(args.only, _describe(c))]
+    cases = _schedule(cases)
     begin = time.perf_counter()
-    results = []
-    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"))
-    futures = {pool.submit(run_case, case, args.device): case for case in cases}
-    try:
-        for future in as_completed(futures, timeout=args.budget_s):
-            try:
-                record = future.result()
-            except Exception as err:  # a worker died
-                record = {"case": futures[future], "passed": False, "error": f"{type(err).__name__}: {err}"}
-            results.append(record)
-            print(_line(record), flush=True)
-    except TimeoutError:
-        print(f"time budget of {args.budget_s} s spent: {len(cases) - len(results)} case(s) not run", flush=True)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-    import torch
+    results: list[dict] = []
+    lock, stopping = threading.Lock(), threading.Event()
+    environment = _environment(args.device)
 
-    summary = {
-        "passed": sum(r["passed"] for r in results),
-        "failed": sum(not r["passed"] for r in results),
-        "not_run": len(cases) - len(results),
-        "seconds": round(time.perf_counter() - begin, 1),
-        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu (Triton interpreter)",
-        "torch": torch.__version__,
-        "triton": __import__("triton").__version__,
-    }
-    with open(args.out, "w") as handle:
-        json.dump({"summary": summary, "results": results}, handle, indent=1, default=str)
-    print(json.dumps(summary))
+    def on_record(record: dict) -> None:
+        results.append(record)
+        print(_line(record), flush=True)
+        _write(args.out, _summary(results, len(cases), time.perf_counter() - begin, environment), results)
+
+    def terminate(signum, frame):  # an outer `timeout`: stop the workers, keep the JSON
+        stopping.set()
+        raise SystemExit(124)
+
+    signal.signal(signal.SIGTERM, terminate)
+    info = {}
+    try:
+        info = run_cases(cases, args, on_record, lock, stopping)
+    finally:
+        stopping.set()
+        with lock:
+            summary = _summary(results, len(cases), time.perf_counter() - begin, environment)
+            summary.update(info)
+            _write(args.out, summary, results)
+        print(json.dumps(summary), flush=True)
     return 0 if summary["failed"] == 0 and summary["not_run"] == 0 else 1
 
 

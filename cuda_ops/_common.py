@@ -67,46 +67,12 @@ def mm(a, b, DT: tl.constexpr):
     return tl.dot(a, b)
 
 
-@triton.jit
-def mm_exact_lhs(a, b, DT: tl.constexpr):
-    """``a @ b`` for ``a`` exact in ``DT`` and a float32 ``b``: ``b`` is split into a high and a
-    low ``DT`` part, so the product is accurate to about 2^-16 relative instead of 2^-8.
-
-    Used where the product is followed by a cancelling subtraction (``S dy - C delta`` in the
-    query gradients), which would otherwise magnify the rounding of ``b``.
-    """
-    if DT == tl.float32:  # noqa: SIM300
-        return mm(a, b, DT)
-    high = cast(b, DT)
-    low = b - high.to(tl.float32)
-    return mm(a, high, DT) + mm(a, low, DT)
-
-
-@triton.jit
-def mm_exact_rhs(a, b, DT: tl.constexpr):
-    """``a @ b`` for a float32 ``a`` and ``b`` exact in ``DT``: ``a`` is split in two ``DT`` parts.
-
-    Used to accumulate the state ``S = psi^T V``: rounding ``psi`` to ``DT`` perturbs the weights
-    of each (key, feature) pair by 2^-8, and the query gradients, which are small differences of
-    such weighted sums, magnify that by the inverse of the kernel's contrast.
-    """
-    if DT == tl.float32:  # noqa: SIM300
-        return mm(a, b, DT)
-    high = cast(a, DT)
-    low = a - high.to(tl.float32)
-    return mm(high, b, DT) + mm(low, b, DT)
-
-
-@triton.jit
-def mm_precise(a, b, DT: tl.constexpr):
-    """``a @ b`` for two float32 operands, each split in a high and a low ``DT`` part (3 products)."""
-    if DT == tl.float32:  # noqa: SIM300
-        return mm(a, b, DT)
-    a_high = cast(a, DT)
-    b_high = cast(b, DT)
-    a_low = a - a_high.to(tl.float32)
-    b_low = b - b_high.to(tl.float32)
-    return mm(a_high, b_high, DT) + mm(a_high, b_low, DT) + mm(a_low, b_high, DT)
+#: Operand kinds of :func:`mm_f32`: exact in ``DT`` already (inputs, output gradients), used as
+#: is; a float32 tile rounded to ``DT`` once (2^-8 relative in bfloat16, 2^-11 in float16); or a
+#: float32 tile split into a high and a low ``DT`` part (about 2^-16 relative).
+EXACT = tl.constexpr(0)
+ROUND = tl.constexpr(1)
+SPLIT = tl.constexpr(2)
 
 
 @triton.jit
@@ -115,34 +81,47 @@ def power_of_two_scale(x, axis: tl.constexpr):
 
     Multiplying by it is exact and brings the slice's largest magnitude into ``[1, 2)``: rounded
     to float16, normalised attention weights (about ``1 / L``) would otherwise fall among the
-    subnormals (below 6.1e-5), whose absolute spacing of 6e-8 is a large relative error.
+    subnormals (below 6.1e-5), whose absolute spacing of 6e-8 is a large relative error. The
+    exponent is clamped to +-100 so the scale stays finite for slices of float32 subnormals
+    (e.g. ``exp(-100)``, keys far below the running maximum).
     """
     top = tl.max(tl.abs(x), axis=axis)
     exponent = tl.floor(tl.log2(tl.where(top > 0, top, 1.0)))
-    return tl.exp2(-exponent)
+    return tl.exp2(-tl.minimum(tl.maximum(exponent, -100.0), 100.0))
 
 
 @triton.jit
-def mm_scaled_rows(a, b, DT: tl.constexpr, SPLIT: tl.constexpr):
-    """``a @ b`` for a float32 ``a`` whose rows are small or range widely (normalised weights).
+def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr):
+    """``a @ b`` on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
 
-    Each row of ``a`` is scaled by a power of two (:func:`power_of_two_scale`) before it is
-    rounded to ``DT`` and the product's rows are scaled back, so the rounding is relative to each
-    row's largest element in float16 as in bfloat16. ``SPLIT``: 0 rounds ``a`` once; 1 splits it
-    into a high and a low part (``b`` exact in ``DT``, see :func:`mm_exact_rhs`); 2 splits both
-    operands (:func:`mm_precise`).
+    ``A``/``B`` give each operand's kind. A float32 operand (``ROUND`` or ``SPLIT``) is first
+    scaled by powers of two, per row of ``a`` and per column of ``b`` (:func:`power_of_two_scale`),
+    and the product is scaled back, so rounding errors are relative to each row's or column's
+    largest element in float16 as in bfloat16. ``SPLIT`` adds one product per split operand
+    (``a_high b_high + a_low b_high + a_high b_low``); it is used where the product meets a
+    cancelling subtraction (``S dy - C delta``, ``v G + gc``), which magnifies rounding errors.
+    In float32 this is :func:`mm` (IEEE products).
     """
     if DT == tl.float32:  # noqa: SIM300
         return mm(a, b, DT)
-    row_scale = power_of_two_scale(a, 1)[:, None]
-    scaled = a * row_scale
-    if SPLIT == 2:
-        product = mm_precise(scaled, b, DT)
-    elif SPLIT == 1:
-        product = mm_exact_rhs(scaled, b, DT)
-    else:
-        product = mm(scaled, b, DT)
-    return product / row_scale
+    if A != EXACT:
+        a_scale = power_of_two_scale(a, 1)[:, None]
+        a = a * a_scale
+    if B != EXACT:
+        b_scale = power_of_two_scale(b, 0)[None, :]
+        b = b * b_scale
+    a_high = cast(a, DT)
+    b_high = cast(b, DT)
+    product = mm(a_high, b_high, DT)
+    if A == SPLIT:
+        product += mm(a - a_high.to(tl.float32), b_high, DT)
+    if B == SPLIT:
+        product += mm(a_high, b - b_high.to(tl.float32), DT)
+    if A != EXACT:
+        product = product / a_scale
+    if B != EXACT:
+        product = product / b_scale
+    return product
 
 
 @triton.jit

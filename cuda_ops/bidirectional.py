@@ -27,9 +27,11 @@ import triton.language as tl
 from torch import Tensor
 
 from ._common import (
+    EXACT,
     EXTRA_W,
     NEG_INF,
     POS_INF,
+    SPLIT,
     cast,
     extra_inner,
     extra_outer,
@@ -42,9 +44,7 @@ from ._common import (
     log_magnitude,
     masked_rows_max,
     mm,
-    mm_exact_lhs,
-    mm_exact_rhs,
-    mm_scaled_rows,
+    mm_f32,
     query_coefficient,
     query_log_norm,
     rescale_factor,
@@ -111,7 +111,7 @@ def _state_partial_kernel(
         new_shift = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
         decay = rescale_factor(shift, new_shift)
         psi = tl.where(valid[:, None], scale_keys(main, new_shift, LOG_DOMAIN), 0.0)
-        acc = acc * decay[:, None] + mm_exact_rhs(tl.trans(psi), values, DT)
+        acc = acc * decay[:, None] + mm_f32(tl.trans(psi), values, DT, SPLIT, EXACT)
         count = count * decay + tl.sum(psi, axis=0)
         shift = new_shift
         if HAS_EXTRA:
@@ -291,7 +291,7 @@ def _query_grad_kernel(
         # X = S dy per feature, accurate (dy is exact in DT, S is split); delta = dy . y is then
         # phi . X / den, computed in float32 without a rounded y: the query gradient
         # X - delta C cancels strongly when features discriminate little.
-        proj = mm_exact_lhs(dy, tl.trans(s), DT)
+        proj = mm_f32(dy, tl.trans(s), DT, EXACT, SPLIT)
         den = tl.sum(phi * c[None, :], axis=1)
         num_dy = tl.sum(phi * proj, axis=1)
         if HAS_EXTRA:
@@ -309,7 +309,7 @@ def _query_grad_kernel(
         # G = sum_i phi_i dy_i / den_i: normalised weights of about 1/L, scaled per feature before
         # rounding (float16 subnormals) and split in two parts (dk and dv are differences of such sums)
         phi_hat = scale_queries(main, shift, lse, LOG_DOMAIN)
-        g_acc += mm_scaled_rows(tl.trans(phi_hat), dy, DT, 1)
+        g_acc += mm_f32(tl.trans(phi_hat), dy, DT, SPLIT, EXACT)
         gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
         grad_extra = tl.zeros([BL, EW], tl.float32)
         if HAS_EXTRA:
@@ -354,8 +354,8 @@ def _key_grad_kernel(
     values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
     main, extra = feature_maps(x, KERNEL, True, EW)
     psi = tl.where(valid[:, None], scale_keys(main, shift, LOG_DOMAIN), 0.0)
-    dvalue = mm_scaled_rows(psi, g, DT, 2)
-    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :])
+    dvalue = mm_f32(psi, g, DT, SPLIT, SPLIT)
+    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
     grad_extra = tl.zeros([BL, EW], tl.float32)
     if HAS_EXTRA:
         psi_x = tl.where(valid[:, None], scale_keys(extra, shift_x, LOG_DOMAIN), 0.0)

@@ -35,8 +35,11 @@ import triton.language as tl
 from torch import Tensor
 
 from ._common import (
+    EXACT,
     NEG_INF,
     POS_INF,
+    ROUND,
+    SPLIT,
     cast,
     extra_inner,
     extra_left_transposed,
@@ -52,11 +55,7 @@ from ._common import (
     log_magnitude,
     masked_rows_max,
     mm,
-    mm_exact_lhs,
-    mm_exact_rhs,
-    mm_precise,
-    mm_scaled_rows,
-    power_of_two_scale,
+    mm_f32,
     query_coefficient,
     rescale_factor,
     scale_keys,
@@ -77,7 +76,7 @@ def chunk_length(head_dim: int, value_dim: int) -> int:
 @triton.jit
 def _mm_maybe_precise(a, b, DT: tl.constexpr, PRECISE: tl.constexpr):
     if PRECISE:
-        return mm_precise(a, b, DT)
+        return mm_f32(a, b, DT, SPLIT, SPLIT)
     return mm(a, b, DT)
 
 
@@ -138,7 +137,7 @@ def _chunk_state_kernel(
         end = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
         decay = rescale_factor(shift, end)
         psi = tl.where(valid[:, None], scale_keys(main, end, LOG_DOMAIN), 0.0)
-        s = s * decay[:, None] + mm_exact_rhs(tl.trans(psi), values, DT)
+        s = s * decay[:, None] + mm_f32(tl.trans(psi), values, DT, SPLIT, EXACT)
         c = c * decay + tl.sum(psi, axis=0)
         shift = end
         if HAS_EXTRA:
@@ -242,7 +241,7 @@ def _chunk_output_kernel(
         phi_end = scale_queries(fq, end, log_norm, LOG_DOMAIN)
         phi_in = scale_queries(fq, start, log_norm, LOG_DOMAIN)
         # For training (SAVE_RESIDUAL) the products are split into high and low parts: the
-        # backward's delta = dy . y must be accurate (see _mm_precise); inference rounds once.
+        # backward's delta = dy . y must be accurate (see mm_f32); inference rounds once.
         weights = _mm_maybe_precise(phi_end, tl.trans(psi), DT, SAVE_RESIDUAL)
         num = _mm_maybe_precise(phi_in, s_in, DT, SAVE_RESIDUAL)
         den = tl.sum(phi_in * c_in[None, :], axis=1)
@@ -257,7 +256,7 @@ def _chunk_output_kernel(
             den += tl.sum(phi_in_x * c_in_x[None, :], axis=1)
         weights = tl.where(causal, weights, 0.0)
         if SAVE_RESIDUAL:
-            num += mm_exact_rhs(weights, values, DT)
+            num += mm_f32(weights, values, DT, SPLIT, EXACT)
         else:
             num += mm(weights, values, DT)
         den += tl.sum(weights, axis=1)
@@ -319,10 +318,10 @@ def _chunk_grad_state_kernel(
         dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + cols[None, :] * sg_d, mask=valid[:, None], other=0.0)
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
-        # normalised weights (about 1/L): scaled per feature before rounding (float16 subnormals)
+        # normalised weights (about 1/L), split and scaled per feature by mm_f32 (float16 subnormals)
         phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
         decay = rescale_factor(start, end)
-        g = g * decay[:, None] + mm_scaled_rows(tl.trans(phi_in), dy, DT, 0)
+        g = g * decay[:, None] + mm_f32(tl.trans(phi_in), dy, DT, SPLIT, EXACT)
         gc = gc * decay - tl.sum(phi_in * delta[:, None], axis=0)
         if HAS_EXTRA:
             tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], g_x)
@@ -401,8 +400,8 @@ def _chunk_grad_kernel(
             tl.store(dq_base + (row0 + i) * sdq_l + d * sdq_d, cast(grad_q * scale, dq_ptr.dtype.element_ty))
             grad_k += d_weight[:, None] * pair
             grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
-        grad_v += mm(psi, g, DT)
-        grad_k += psi * (mm_exact_lhs(values, tl.trans(g), DT) + gc[None, :])
+        grad_v += mm_f32(psi, g, DT, SPLIT, SPLIT)
+        grad_k += psi * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
         tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
                  cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
         tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
@@ -415,9 +414,9 @@ def _chunk_grad_kernel(
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
         causal = (local[None, :] <= local[:, None]) & valid[None, :]
         # phi_hat and the weights are normalised (about 1/L): scaled by powers of two around
-        # every rounding to DT (float16 subnormals, see mm_scaled_rows)
+        # every rounding to DT (float16 subnormals, see mm_f32)
         phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
-        weights = mm_scaled_rows(phi_hat, tl.trans(psi), DT, 0)
+        weights = mm_f32(phi_hat, tl.trans(psi), DT, ROUND, ROUND)
         if HAS_EXTRA:
             start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
             end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
@@ -426,15 +425,14 @@ def _chunk_grad_kernel(
             weights += extra_pair(phi_hat_x, psi_x, EW)
         weights = tl.where(causal, weights, 0.0)
         d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
-        grad_v = mm_scaled_rows(tl.trans(weights), dy, DT, 0) + mm_scaled_rows(psi, g, DT, 2)
-        grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_precise(d_weight, psi, DT)
+        grad_v = mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT) + mm_f32(psi, g, DT, SPLIT, SPLIT)
+        grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, SPLIT, SPLIT)
         grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
-            mm_exact_lhs(dy, tl.trans(s_in), DT) - delta[:, None] * c_in[None, :]
+            mm_f32(dy, tl.trans(s_in), DT, EXACT, SPLIT) - delta[:, None] * c_in[None, :]
         )
-        feature_scale = power_of_two_scale(phi_hat, 0)[None, :]
         grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-            mm_exact_rhs(tl.trans(d_weight), phi_hat * feature_scale, DT) / feature_scale
-            + mm_exact_lhs(values, tl.trans(g), DT)
+            mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND)
+            + mm_f32(values, tl.trans(g), DT, EXACT, SPLIT)
             + gc[None, :]
         )
         grad_q_x = tl.zeros([BT, EW], tl.float32)
