@@ -59,15 +59,20 @@ def _quiet_ultralytics() -> Iterator[None]:
 
 def _ultralytics_onnx(model: Any, staging: Path, stem: str, ela_op: str, options: dict[str, Any]) -> Path:
     """Run Ultralytics' ONNX exporter with its output redirected into ``staging``."""
+    import torch
     from ultralytics.engine.model import Model
 
     inner = model.model
     saved = getattr(inner, "pt_path", None)
     inner.pt_path = str(staging / f"{stem}.pt")  # the exporter names its output after this path
+    # Ultralytics' device selection sets torch's CPU threads to cpu_count - 1 (1 on a 2-core
+    # machine) for good; an export must not slow down what the caller runs afterwards.
+    threads = torch.get_num_threads()
     try:
         with onnx_export_mode(ela_op), _quiet_ultralytics():
             produced = Model.export(model, format="onnx", **options)
     finally:
+        torch.set_num_threads(threads)
         if saved is None:
             del inner.pt_path
         else:

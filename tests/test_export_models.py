@@ -110,3 +110,15 @@ def test_interrupted_export_leaves_no_broken_file(models, tmp_path, monkeypatch)
         models["yolo-lat-pico.yaml"].export(format="onnx", imgsz=64, ela_op="custom", output=target)
     assert target.read_bytes() == b"previous export"
     assert os.listdir(tmp_path) == ["m.onnx"]
+
+
+def test_export_keeps_the_callers_thread_count(models, tmp_path):
+    """Ultralytics' device selection sets torch's CPU threads to cpu_count - 1 and leaves it so;
+    an export through yolo-lat restores the caller's setting."""
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        models["yolo-lat-pico.yaml"].export(format="onnx", imgsz=64, output=tmp_path / "m.onnx")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(saved)

@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "project": "runs/demo",
     "model": "yolo-lat-n.yaml",
     "images": 400,
-    "epochs": 12,
+    "epochs": 30,
     "imgsz": 128,
     "batch": 16,
     "device": "cpu",
@@ -69,7 +69,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         imgsz=max(settings["imgsz"], 160),
         seed=settings["seed"],
     )
-    print(f"dataset: {data} (preview: {data.parent / 'preview.jpg'})")
+    print(f"dataset: {data} (preview: {data.parent / 'preview.png'})")
 
     step(f"train {settings['model']} for {settings['epochs']} epochs at imgsz {settings['imgsz']}")
     model = YOLOLAT(settings["model"])

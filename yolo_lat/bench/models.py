@@ -192,6 +192,7 @@ def _mean_ap(yolo_or_path: Any, data: str, imgsz: int, batch: int, device: torch
     from yolo_lat import YOLOLAT
 
     model = YOLOLAT(yolo_or_path) if isinstance(yolo_or_path, (str, Path)) else yolo_or_path
+    threads = torch.get_num_threads()  # Ultralytics' device selection changes it (see export/exporter.py)
     metrics = model.val(
         data=data,
         imgsz=imgsz,
@@ -201,6 +202,7 @@ def _mean_ap(yolo_or_path: Any, data: str, imgsz: int, batch: int, device: torch
         plots=False,
         verbose=False,
     )
+    torch.set_num_threads(threads)
     return float(metrics.box.map)
 
 

@@ -106,10 +106,13 @@ SECTIONS = {
     "models_cpu.json": (
         "Detectors on a 2-core CPU (PyTorch and ONNX Runtime)",
         "yolo-lat benchmark models=yolo-lat-n,yolo12n,yolo26n,yolo-lat-pico imgsz=320,640 formats=pytorch,onnx "
-        "budget=6 project=benchmarks/results name=models_cpu",
+        "budget=15 runs=200 project=benchmarks/results name=models_cpu",
     ),
     "gpu_bench.json": ("Fused ELA kernels on an H200", "OUT=... bash benchmarks/device_run.sh (steps 2 and 4)"),
-    "gpu_check.json": ("Fused ELA kernels: correctness on an H200", "OUT=... bash benchmarks/device_run.sh (step 1)"),
+    "gpu_check.json": (
+        "Fused ELA kernels: correctness on an H200 (the first run, before the fixes in benchmarks/NOTES.md)",
+        "OUT=... bash benchmarks/device_run.sh (step 1)",
+    ),
     "attention_cpu.json": (
         "ELA vs naive vs softmax SDPA on a 2-core CPU",
         "yolo-lat benchmark attention out=benchmarks/results/attention_cpu.json",
@@ -122,6 +125,10 @@ SECTIONS = {
     "mqar_cpu.json": (
         "Multi-query associative recall (CPU)",
         "yolo-lat benchmark mqar out=benchmarks/results/mqar_cpu.json",
+    ),
+    "mqar_hyperlink_cpu.json": (
+        "Multi-query associative recall with Hyper-Link layers (CPU)",
+        "yolo-lat benchmark mqar hyperlink=True out=benchmarks/results/mqar_hyperlink_cpu.json",
     ),
 }
 
