@@ -101,6 +101,11 @@ def build_cases() -> list[dict]:
         add("decode", kernel=kernel, length=1)
     add("decode", dtype="float32", length=1)
     add("decode", dim=128, length=1)
+    # the single-launch kernel that TensorRT's AOT plugin embeds (cuda_ops/aot.py), forward only
+    add("aot", dtype="float16", dim=32, length=6400)  # yolo-lat-n's P3 stage at 640 px
+    add("aot", dim=64, length=1000, key_length=4097)
+    add("aot", kernel="sum_sq_euclid", dtype="float32", dim=16, length=63)
+    add("aot", kernel="modulated_dot", dim=128, length=77)
     return cases
 
 
@@ -356,6 +361,39 @@ def _injected_fault(case: dict) -> str | None:
     return None
 
 
+def run_aot_case(case: dict, torch) -> dict:
+    """The TensorRT AOT plugin's single-launch kernel against float64, judged like the others."""
+    from yolo_lat.cuda_ops import KERNEL_IDS, buffers
+    from yolo_lat.cuda_ops.aot import single_launch_forward
+    from yolo_lat.ela import ela_attention
+
+    seed = hash(json.dumps(case, sort_keys=True)) % 2**31
+    generator = torch.Generator(device=DEVICE).manual_seed(seed)
+    dtype = getattr(torch, case["dtype"])
+    batch, heads = (2, 4) if DEVICE == "cuda" else (1, 2)
+    lq, lk = case["length"], case.get("key_length", case["length"])
+    if DEVICE == "cpu":
+        lq, lk = min(lq, 70), min(lk, 130)
+    q = torch.randn(batch, heads, lq, case["dim"], device=DEVICE, generator=generator).to(dtype)
+    k = torch.randn(batch, heads, lk, case["dim"], device=DEVICE, generator=generator).to(dtype)
+    v = torch.randn(batch, heads, lk, case["value_dim"], device=DEVICE, generator=generator).to(dtype)
+    scale = case["dim"] ** -0.5
+    buffers.POISON_OUTPUTS = True
+    out = single_launch_forward(q, k, v, KERNEL_IDS[case["kernel"]], scale)
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+    buffers.POISON_OUTPUTS = False
+    with kernels_env("torch"):
+        ref = ela_attention(q.double(), k.double(), v.double(), kernel=case["kernel"], scale=scale)
+        base = ela_attention(q, k, v, kernel=case["kernel"], scale=scale)
+    errors, torch_errors = {"out": _rel(out, ref)}, {"out": _rel(base, ref)}
+    nan = ["out"] if out.isnan().any().item() else []
+    limit = FP32_TOL if dtype == torch.float32 else max(RATIO * torch_errors["out"], NEGLIGIBLE)
+    checks = {"no_nan": not nan, "dtype": out.dtype == dtype, "out": errors["out"] <= limit}
+    return {"shape": {"q": list(q.shape), "k": list(k.shape), "v": list(v.shape)}, "seed": seed, "errors": errors,
+            "torch_path_errors": torch_errors, "nan_outputs": nan, "checks": checks}  # fmt: skip
+
+
 def run_case(case: dict, device: str = "cuda") -> dict:
     """Run one case in this process; never raises (the error is recorded with its status)."""
     global DEVICE
@@ -375,7 +413,7 @@ def run_case(case: dict, device: str = "cuda") -> dict:
             time.sleep(3600)
         if fault == "crash":
             raise RuntimeError("CUDA error: an illegal memory access was encountered (injected by GPU_CHECK_FAULT)")
-        runner = run_decode_case if case["op"] == "decode" else run_attention_case
+        runner = {"decode": run_decode_case, "aot": run_aot_case}.get(case["op"], run_attention_case)
         record = runner(case, torch)
         record["passed"] = all(record["checks"].values())
         record["status"] = "pass" if record["passed"] else "fail"

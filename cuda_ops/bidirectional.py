@@ -77,31 +77,23 @@ def _slices(length: int, programs_per_slice: int, device: torch.device) -> tuple
     return triton.cdiv(length, rows), rows
 
 
-@triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
-def _state_partial_kernel(
-    k_ptr, v_ptr, part_s_ptr, part_c_ptr, part_shift_ptr,
-    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
-    heads, length, rows_per_part, n_parts, scale,
-    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BL: tl.constexpr,
-    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    DT: tl.constexpr,
-):  # fmt: skip
-    part = tl.program_id(0)
-    bh = tl.program_id(1)
-    batch, head = bh // heads, bh % heads
-    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
-    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+@triton.jit
+def fold_keys(k_base, v_base, sk_l, sk_d, sv_l, sv_d, start, stop, scale,
+              D: tl.constexpr, DV: tl.constexpr, BL: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr,
+              HAS_EXTRA: tl.constexpr, EW: tl.constexpr, DT: tl.constexpr):  # fmt: skip
+    """State of keys ``start .. stop`` of one (batch, head), with an online per-feature maximum.
+
+    Returns ``(S (D, DV), C (D,), shift (D,))`` and the same for the extra features, in float32
+    (one read of k and v, tiles of ``BL`` rows).
+    """
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
-    e = tl.arange(0, EW)
     shift = tl.full([D], NEG_INF, tl.float32)
     acc = tl.zeros([D, DV], tl.float32)
     count = tl.zeros([D], tl.float32)
     shift_x = tl.full([EW], NEG_INF, tl.float32)
     acc_x = tl.zeros([EW, DV], tl.float32)
     count_x = tl.zeros([EW], tl.float32)
-    start = part * rows_per_part
-    stop = tl.minimum(start + rows_per_part, length)
     for row0 in range(start, stop, BL):
         rows = row0 + tl.arange(0, BL)
         valid = rows < stop
@@ -121,6 +113,31 @@ def _state_partial_kernel(
             acc_x = acc_x * decay_x[:, None] + extra_outer(psi_x, values.to(tl.float32), EW)
             count_x = count_x * decay_x + tl.sum(psi_x, axis=0)
             shift_x = new_shift_x
+    return acc, count, shift, acc_x, count_x, shift_x
+
+
+@triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
+def _state_partial_kernel(
+    k_ptr, v_ptr, part_s_ptr, part_c_ptr, part_shift_ptr,
+    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
+    heads, length, rows_per_part, n_parts, scale,
+    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    part = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = bh // heads, bh % heads
+    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
+    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
+    d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
+    e = tl.arange(0, EW)
+    start = part * rows_per_part
+    stop = tl.minimum(start + rows_per_part, length)
+    acc, count, shift, acc_x, count_x, shift_x = fold_keys(
+        k_base, v_base, sk_l, sk_d, sv_l, sv_d, start, stop, scale, D, DV, BL, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT
+    )
     slot = bh.to(tl.int64) * n_parts + part
     tl.store(part_s_ptr + slot * FP * DV + d[:, None] * DV + dv[None, :], acc)
     tl.store(part_c_ptr + slot * FP + d, count)
@@ -219,6 +236,26 @@ def _query_features(q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x,
     return x, main, extra, log_norm
 
 
+@triton.jit
+def read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+               D: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr,
+               EW: tl.constexpr, DT: tl.constexpr):  # fmt: skip
+    """Outputs ``(rows, DV)`` in float32 of a tile of queries against a state (rows with no
+    positively weighted key are 0, as ``guarded_divide``)."""
+    _, main, extra, log_norm = _query_features(
+        q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
+    )
+    phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
+    num = mm(phi, s, DT)
+    den = tl.sum(phi * c[None, :], axis=1)
+    if HAS_EXTRA:
+        phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
+        num += extra_inner(phi_x, s_x, EW)
+        den += tl.sum(phi_x * c_x[None, :], axis=1)
+    positive = den > 0
+    return tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
+
+
 @triton.jit(do_not_specialize=["heads", "length"])
 def _readout_kernel(
     q_ptr, s_ptr, c_ptr, shift_ptr, out_ptr,
@@ -236,18 +273,8 @@ def _readout_kernel(
     dv = tl.arange(0, DV)
     s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
-    _, main, extra, log_norm = _query_features(
-        q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
-    )
-    phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
-    num = mm(phi, s, DT)
-    den = tl.sum(phi * c[None, :], axis=1)
-    if HAS_EXTRA:
-        phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
-        num += extra_inner(phi_x, s_x, EW)
-        den += tl.sum(phi_x * c_x[None, :], axis=1)
-    positive = den > 0
-    out = tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
+    out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+                     D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
     out_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
     tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_ptr.dtype.element_ty),
              mask=valid[:, None])  # fmt: skip

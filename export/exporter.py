@@ -22,7 +22,7 @@ import onnx
 from yolo_lat.ela.onnx import ONNX_OPS, onnx_export_mode
 
 from .onnx_functions import attach_ela_functions, ela_nodes
-from .tensorrt import EngineSettings, build_engine
+from .tensorrt import PLUGIN_MODES, EngineSettings, build_engine
 
 __all__ = ["FORMATS", "export"]
 
@@ -90,6 +90,7 @@ def export(
     int8: bool = False,
     calibration: Any = None,
     workspace: float | None = None,
+    plugin: str = "aot",
     **options: Any,
 ) -> str:
     """Export an Ultralytics model (YOLOLAT or YOLO) to ONNX or a TensorRT engine.
@@ -106,6 +107,8 @@ def export(
         calibration: INT8 calibration: an (N, 3, H, W) float32 array in [0, 1], an image folder or a
             dataset YAML (default: ``data=``).
         workspace: TensorRT workspace in GiB.
+        plugin: ``format=engine`` with ``ela_op=custom``: ``aot`` (the ELA kernel compiled into the
+            engine, TensorRT >= 10.8; runs without Python) or ``jit`` (a Python callback).
         **options: Ultralytics export settings (imgsz, batch, dynamic, simplify, opset, device, nms, ...).
 
     Returns:
@@ -124,6 +127,8 @@ def export(
         raise ValueError(f"format={format!r} is not supported by yolo-lat export; use one of {', '.join(FORMATS)}")
     if ela_op not in ONNX_OPS:
         raise ValueError(f"ela_op={ela_op!r}: use one of {', '.join(ONNX_OPS)}")
+    if plugin not in PLUGIN_MODES:
+        raise ValueError(f"plugin={plugin!r}: use one of {', '.join(PLUGIN_MODES)}")
     if int8 and fmt != "engine":
         raise ValueError("int8=True applies to format=engine (TensorRT INT8); ONNX export is fp32 or fp16")
     imgsz = _imgsz(options.get("imgsz", model.model.args.get("imgsz", 640) if hasattr(model.model, "args") else 640))
@@ -141,6 +146,7 @@ def export(
         imgsz=imgsz,
         workspace=workspace,
         calibration=calibration,
+        plugin=plugin,
     )
     if fmt == "engine":
         settings.check()  # bad engine settings fail before the (slow) ONNX export

@@ -7,7 +7,9 @@
 * TensorRT 10 builds a strongly typed network for an fp16/Q-DQ graph too, and otherwise the
   classic weakly typed network with the FP16 builder flag.
 * ``dynamic=True`` adds one optimisation profile (min/opt/max) for the image input.
-* The ``yolo_lat::ELA`` plugin is registered before parsing whenever the graph holds ELA nodes.
+* The ``yolo_lat::ELA`` plugin is registered before parsing whenever the graph holds ELA nodes;
+  with ``plugin="aot"`` (default) its nodes are marked ``aot=1`` so TensorRT embeds the
+  ahead-of-time Triton kernel and the engine runs without Python (see :mod:`.trt_plugin`).
 * The engine file is written in Ultralytics' layout (4-byte little-endian length, JSON metadata,
   engine bytes) to a temporary name and renamed, so no half-written engine ever exists under the
   final name.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,9 +31,12 @@ from typing import Any
 import onnx
 
 from .onnx_functions import ela_nodes
-from .trt_plugin import register_ela_plugin
+from .trt_plugin import register_ela_plugin, supports_aot
 
-__all__ = ["EngineSettings", "build_engine", "tensorrt_major"]
+__all__ = ["PLUGIN_MODES", "EngineSettings", "build_engine", "mark_aot", "tensorrt_major"]
+
+#: ``EngineSettings.plugin`` values.
+PLUGIN_MODES = ("aot", "jit")
 
 
 @dataclass
@@ -47,6 +53,8 @@ class EngineSettings:
         max_imgsz: largest (h, w) of the profile; default twice ``imgsz``.
         workspace: workspace limit in GiB (None: TensorRT decides).
         calibration: INT8 calibration images.
+        plugin: how ``yolo_lat::ELA`` nodes run: ``aot`` (a kernel compiled into the engine,
+            TensorRT >= 10.8) or ``jit`` (a Python callback; the engine needs yolo-lat and PyTorch).
     """
 
     half: bool = False
@@ -58,6 +66,7 @@ class EngineSettings:
     max_imgsz: tuple[int, int] | None = None
     workspace: float | None = None
     calibration: Any = field(default=None, repr=False)
+    plugin: str = "aot"
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the bad setting."""
@@ -69,6 +78,8 @@ class EngineSettings:
             raise ValueError(f"batch must be >= 1, got {self.batch}")
         if any(int(s) < 32 or int(s) % 32 for s in self.imgsz):
             raise ValueError(f"imgsz must be multiples of 32 (the model's largest stride), got {self.imgsz}")
+        if self.plugin not in PLUGIN_MODES:
+            raise ValueError(f"plugin={self.plugin!r}: use one of {', '.join(PLUGIN_MODES)}")
         if self.workspace is not None and self.workspace <= 0:
             raise ValueError(f"workspace must be a positive number of GiB, got {self.workspace}")
 
@@ -134,6 +145,19 @@ def _with_precision(onnx_path: Path, settings: EngineSettings, precision: str) -
     return out
 
 
+def mark_aot(source: Path, folder: Path) -> Path:
+    """A copy of ``source`` in ``folder`` whose ``yolo_lat::ELA`` nodes carry ``aot=1``
+    (TensorRT's switch to a plugin's ahead-of-time implementation); ``source`` is not changed."""
+    model = onnx.load(str(source))
+    for node in ela_nodes(model):
+        kept = [a for a in node.attribute if a.name != "aot"]
+        node.ClearField("attribute")
+        node.attribute.extend([*kept, onnx.helper.make_attribute("aot", 1)])
+    out = folder / f"{source.stem}.aot.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
 def build_engine(
     onnx_path: str | Path,
     engine_path: str | Path,
@@ -178,7 +202,13 @@ def build_engine(
         raise RuntimeError(f"TensorRT {trt.__version__} is too old: yolo-lat builds engines with TensorRT 10.x or 11.x")
 
     graph = onnx.load(str(onnx_path), load_external_data=False)
-    if ela_nodes(graph):
+    has_plugin_nodes = bool(ela_nodes(graph))
+    if has_plugin_nodes:
+        if settings.plugin == "aot" and not supports_aot(trt):
+            raise RuntimeError(
+                f"TensorRT {trt.__version__} has no ahead-of-time plugin API (tensorrt.plugin.aot_impl, >= 10.8): "
+                "build with plugin=jit (the engine then calls back into Python) or export ela_op=standard"
+            )
         register_ela_plugin(trt)  # before parsing, so the parser picks the plugin over the local function
     precision = _graph_precision(graph)
     source = onnx_path
@@ -195,9 +225,11 @@ def build_engine(
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(source)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {source}: {errors}")
+    with tempfile.TemporaryDirectory(prefix=".yolo-lat-trt-") as tmp:
+        parsed = mark_aot(source, Path(tmp)) if has_plugin_nodes and settings.plugin == "aot" else source
+        if not parser.parse_from_file(str(parsed)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise RuntimeError(f"TensorRT could not parse {source}: {errors}")
 
     config = builder.create_builder_config()
     if settings.workspace:

@@ -42,6 +42,7 @@ def test_benchmark_models_rows_files_and_map(tmp_path):
     env = record["environment"]
     assert {"torch", "ultralytics", "onnxruntime", "tensorrt"} <= set(env)
     assert "no pre/post-processing" in record["method"] and "interleaved" in record["method"]
+    assert "2 warm-up calls per model" in record["method"] and "(at most 5)" in record["method"]
     page = (project / "tiny.md").read_text()
     assert page.strip() == markdown(record).strip()
     assert "Latency relative to the first model" in page

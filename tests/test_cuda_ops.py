@@ -321,3 +321,42 @@ def test_torch_compile_fullgraph_through_the_fused_ops(dtype):
         expected.float().sum().backward()
         assert rel_err(out, expected) <= 1e-6
         assert all(rel_err(a.grad, b.grad) <= 1e-6 for a, b in zip(tensors, eager))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("lq", "lk"), [(1, 1), (70, 130), (64, 3)])
+def test_single_launch_kernel_for_tensorrt(kernel, dtype, lq, lk):
+    """The one-launch forward that TensorRT's AOT plugin embeds (cuda_ops/aot.py) against the
+    float64 torch path: float32 within FP32_TOL, low precision within 2x of the torch path's own
+    error on the same inputs (measured ratios <= 1.27). Scaled inputs reach about 12: exp would
+    overflow float16 without the shifts."""
+    from yolo_lat.cuda_ops import KERNEL_IDS
+    from yolo_lat.cuda_ops.aot import single_launch_forward
+
+    q, k, v = _inputs(2, 3, lq, lk, 32, 16, dtype, spread=4.0, grad=False)
+    scale = 32**-0.5 * 17  # |scaled inputs| up to about 12
+    out = single_launch_forward(q, k, v, KERNEL_IDS[kernel], scale)
+    ref = ela_attention(q.double(), k.double(), v.double(), kernel=kernel, scale=scale)
+    assert out.dtype == dtype and out.shape == (2, 3, lq, 16) and torch.isfinite(out).all()
+    if dtype == torch.float32:
+        assert rel_err(out, ref) <= FP32_TOL
+    else:
+        base = ela_attention(q, k, v, kernel=kernel, scale=scale)
+        assert rel_err(out, ref) <= LOW_PRECISION_RATIO * max(rel_err(base, ref), 1e-4)
+
+
+def test_single_launch_kernel_drops_only_unread_hidden_params():
+    from yolo_lat.cuda_ops.aot import strip_unused_trailing_params
+
+    ptx = (
+        ".visible .entry kern(\n\t.param .u64 kern_param_0,\n\t.param .u32 kern_param_1,\n"
+        "\t.param .u64 kern_param_2\n)\n{\n\tld.param.u64 %rd1, [kern_param_0];\n"
+        "\tld.param.u32 %r1, [kern_param_1];\n}\n"
+    )
+    stripped = strip_unused_trailing_params(ptx, "kern", 2)
+    assert "kern_param_2" not in stripped and "[kern_param_1]" in stripped
+    with pytest.raises(ValueError, match="reads its hidden parameter kern_param_1"):
+        strip_unused_trailing_params(ptx, "kern", 1)
+    with pytest.raises(ValueError, match="no entry 'other'"):
+        strip_unused_trailing_params(ptx, "other", 1)

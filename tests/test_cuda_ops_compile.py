@@ -163,3 +163,40 @@ def test_gpu_check_isolates_crashing_cases(tmp_path):
     summary = record["summary"]
     assert (summary["passed"], summary["crash"], summary["not_run"], summary["worker_starts"]) == (4, 2, 0, 3)
     assert result.stdout.count("FAIL[crash]") == 2
+
+
+_AOT_COMPILE = r"""
+import json, os, re, subprocess, sys, tempfile
+from triton import knobs
+from yolo_lat.cuda_ops.aot import compile_for_tensorrt
+
+report = {}
+for kernel_id, dtype, dim in ((0, "fp16", 32), (1, "fp16", 32), (2, "fp32", 16), (3, "bf16", 64), (0, "bf16", 128)):
+    kernel = compile_for_tensorrt(kernel_id, dtype, dim, dim, 0.125)
+    params = re.search(r"\.entry (\w+)\((.*?)\)", kernel.ptx, re.S)
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as handle:
+        handle.write(kernel.ptx)
+    ptxas = subprocess.run([knobs.nvidia.ptxas.path, "-arch=sm_90a", "-o", os.devnull, handle.name],
+                           capture_output=True, text=True)
+    report[f"{kernel_id}|{dtype}|{dim}"] = {
+        "entry": params.group(1), "params": params.group(2).count(".param"), "name": kernel.name,
+        "warps": kernel.num_warps, "ptxas": ptxas.returncode, "ptxas_err": ptxas.stderr[-300:],
+    }
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.slow
+def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
+    """The single-launch kernel of the TensorRT AOT plugin builds to PTX for sm_90 on this CPU; the
+    entry keeps exactly TensorRT's arguments (q, k, v, length_q, length_k, out: Triton's hidden
+    scratch pointers are stripped) and ptxas assembles it."""
+    result = _run(["-c", _AOT_COMPILE], timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report) == 5
+    for key, entry in report.items():
+        assert entry["entry"] == entry["name"] == "_single_launch_kernel", key
+        assert entry["params"] == 6, (key, entry)
+        assert entry["ptxas"] == 0, (key, entry["ptxas_err"])
+    assert report["3|bf16|64"]["warps"] == 8 and report["0|fp16|32"]["warps"] == 4

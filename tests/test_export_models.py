@@ -80,6 +80,7 @@ def test_dynamic_shapes_and_batch(models, tmp_path):
         ({"format": "onnx", "int8": True}, "int8=True applies to format=engine"),
         ({"format": "torchscript", "ela_op": "custom"}, "ela_op applies to format=onnx and format=engine"),
         ({"format": "engine", "imgsz": 100}, "multiples of 32"),
+        ({"format": "engine", "plugin": "cpp"}, "plugin='cpp': use one of aot, jit"),
     ],
 )
 def test_bad_export_arguments(models, kwargs, message, tmp_path):

@@ -20,7 +20,7 @@ from yolo_lat.export import EngineSettings, build_engine, register_ela_plugin, t
 class FakeTensorRT(types.ModuleType):
     """Just enough of the tensorrt module to record what build_engine asks of it."""
 
-    def __init__(self, version="10.8.0", parse_ok=True, build_ok=True):
+    def __init__(self, version="10.8.0", parse_ok=True, build_ok=True, aot=True):
         super().__init__("tensorrt")
         self.__version__ = version
         self.events = []
@@ -85,14 +85,18 @@ class FakeTensorRT(types.ModuleType):
 
             def parse_from_file(self, path):
                 events.append(("parse", path))
+                nodes = [n for n in onnx.load(path).graph.node if n.domain == "yolo_lat"]
+                events.append(("aot_flags", [onnx.helper.get_node_attr_value(n, "aot") if any(
+                    a.name == "aot" for a in n.attribute) else None for n in nodes]))  # fmt: skip
                 return fake.parse_ok
 
             def get_error(self, index):
                 return "In node 3 (Foo): UNSUPPORTED_NODE"
 
         class TensorDesc:
-            def __init__(self, shape):
+            def __init__(self, shape, dtype="HALF"):
                 self.shape_expr = list(shape)
+                self.dtype = types.SimpleNamespace(name=dtype)  # like trt.DataType.HALF
 
             def like(self):
                 return TensorDesc(self.shape_expr)
@@ -116,7 +120,21 @@ class FakeTensorRT(types.ModuleType):
 
             return wrap
 
+        def aot_impl(plugin_id):
+            def wrap(fn):
+                events.append(("aot_impl", plugin_id))
+                plugin.aot_functions[plugin_id] = fn
+                return fn
+
+            return wrap
+
         plugin.register, plugin.impl = register, impl
+        if aot:  # TensorRT >= 10.8
+            plugin.aot_impl, plugin.aot_functions = aot_impl, {}
+            plugin.KernelLaunchParams = types.SimpleNamespace
+            plugin.SymInt32 = lambda expr: ("i32", expr)
+            plugin.SymIntExprs = types.SimpleNamespace(from_tuple=tuple)
+            plugin.cdiv = lambda a, b: f"cdiv({a}, {b})"
         self.plugin = plugin
         self.Logger, self.Builder, self.OnnxParser = Logger, Builder, OnnxParser
         self.NetworkDefinitionCreationFlag = types.SimpleNamespace(STRONGLY_TYPED=1)
@@ -273,3 +291,82 @@ def test_real_tensorrt_engine_build(onnx_files, tmp_path):
         pytest.skip("a TensorRT engine build needs a CUDA GPU")
     engine = build_engine(onnx_files["custom"], tmp_path / "m.engine", EngineSettings(imgsz=(64, 64)), trt=trt)
     assert engine.stat().st_size > 1000
+
+
+class Dim:
+    """A symbolic TensorRT dimension: a name (dynamic) or a build-time constant."""
+
+    def __init__(self, value):
+        self.value = value
+        self.is_constant = isinstance(value, int)
+
+    def constant_value(self):
+        assert self.is_constant
+        return self.value
+
+    def __mul__(self, other):
+        return f"{self}*{other}"
+
+    def __str__(self):
+        return str(self.value)
+
+
+def test_aot_plugin_launch_for_dynamic_shapes(monkeypatch):
+    """The AOT implementation compiles for the node's types and constant head dims, and launches
+    ceil(Lq / 64) x (B * H) programs with Lq, Lk as the int32 arguments (shapes stay symbolic).
+    The compile itself is tested without TensorRT in test_cuda_ops_compile.py."""
+    from yolo_lat.cuda_ops import aot
+
+    calls = []
+
+    def fake_compile(kernel_id, dtype, head_dim, value_dim, scale, arch=90):
+        calls.append((kernel_id, dtype, head_dim, value_dim, scale, arch))
+        return aot.AOTKernel("_single_launch_kernel", ".entry _single_launch_kernel(...)", 8, 1024)
+
+    monkeypatch.setattr(aot, "compile_for_tensorrt", fake_compile)
+    trt = FakeTensorRT("10.8.0")
+    trt_plugin._REGISTERED.discard(id(trt.plugin))
+    register_ela_plugin(trt)
+    assert ("aot_impl", "yolo_lat::ELA") in trt.events and ("impl", "yolo_lat::ELA") in trt.events
+    launch_for = trt.plugin.aot_functions["yolo_lat::ELA"]
+    desc = trt.plugin.TensorDesc
+    q = desc([Dim("B"), Dim(4), Dim("Lq"), Dim(64)], "BF16")
+    k = desc([Dim("B"), Dim(4), Dim("Lk"), Dim(64)], "BF16")
+    v = desc([Dim("B"), Dim(4), Dim("Lk"), Dim(32)], "BF16")
+    name, ptx, launch, scalars = launch_for(q, k, v, "sum_sq_euclid", 4, 0.125, 0, (v.like(),), 0)
+    assert calls == [(1, "bf16", 64, 32, 0.125, 90)]
+    assert name == b"_single_launch_kernel" and ptx.startswith(b".entry _single_launch_kernel")
+    assert launch.grid_x == "cdiv(Lq, 64)" and launch.grid_y == "B*4"
+    assert launch.block_x == 8 * 32 and launch.shared_mem == 1024
+    assert [expr for _, expr in scalars] == [q.shape_expr[2], k.shape_expr[2]]
+    with pytest.raises(ValueError, match="bidirectional ELA only"):
+        launch_for(q, k, v, "hadamard_exp", 4, 0.125, 1, (v,), 0)
+    with pytest.raises(ValueError, match="build-time constant head dim"):
+        launch_for(desc([Dim("B"), Dim(4), Dim("Lq"), Dim("D")], "BF16"), k, v, "hadamard_exp", 4, 0.1, 0, (v,), 0)
+    with pytest.raises(ValueError, match="float32, float16 or bfloat16"):
+        launch_for(desc(q.shape_expr, "INT8"), k, v, "hadamard_exp", 4, 0.1, 0, (v,), 0)
+    with pytest.raises(ValueError, match="kernel 'cosine'"):
+        launch_for(q, k, v, "cosine", 4, 0.1, 0, (v,), 0)
+
+
+def test_engine_plugin_modes(onnx_files, tmp_path):
+    """plugin=aot (default) parses a copy whose ELA nodes say aot=1 and leaves the export as it
+    was; plugin=jit parses the export itself; TensorRT without the AOT API refuses plugin=aot."""
+    before = onnx_files["custom"].read_bytes()
+    trt = FakeTensorRT("10.8.0")
+    build_engine(onnx_files["custom"], tmp_path / "a.engine", EngineSettings(imgsz=(64, 64)), trt=trt)
+    parsed = next(e[1] for e in trt.events if e[0] == "parse")
+    assert parsed.endswith("custom.aot.onnx") and not __import__("os").path.exists(parsed)  # a removed temp copy
+    flags = next(e[1] for e in trt.events if e[0] == "aot_flags")
+    assert flags and all(flag == 1 for flag in flags)
+    assert onnx_files["custom"].read_bytes() == before
+    trt = FakeTensorRT("10.8.0")
+    build_engine(onnx_files["custom"], tmp_path / "j.engine", EngineSettings(imgsz=(64, 64), plugin="jit"), trt=trt)
+    assert ("parse", str(onnx_files["custom"])) in trt.events
+    assert all(flag is None for flag in next(e[1] for e in trt.events if e[0] == "aot_flags"))
+    old = FakeTensorRT("10.7.0", aot=False)
+    with pytest.raises(RuntimeError, match="no ahead-of-time plugin API"):
+        build_engine(onnx_files["custom"], tmp_path / "o.engine", EngineSettings(imgsz=(64, 64)), trt=old)
+    build_engine(onnx_files["custom"], tmp_path / "o.engine", EngineSettings(imgsz=(64, 64), plugin="jit"), trt=old)
+    with pytest.raises(ValueError, match="plugin='cpp'"):
+        build_engine(onnx_files["custom"], tmp_path / "x.engine", EngineSettings(plugin="cpp"), trt=FakeTensorRT())

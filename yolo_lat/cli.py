@@ -43,6 +43,7 @@ MODE_EXTRA: dict[str, dict[str, str]] = {
     "export": {
         "ela_op": "standard (ELA in standard ONNX ops) or custom (one yolo_lat::ELA node + local function)",
         "calibration": "int8 only: image folder or dataset YAML for calibration (default: the data= setting)",
+        "plugin": "engine with ela_op=custom: aot (ELA kernel compiled into the engine, no Python) or jit",
     },
     "info": {"detailed": "list every layer (True/False)"},
 }

@@ -308,8 +308,9 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
                 f"CUDA events, {settings['warmup']} warm-up + {settings['runs']} timed calls per model, interleaved, "
                 + ("CUDA-graph replay for pytorch/compile rows" if settings["cuda_graph"] else "no CUDA graphs")
                 if device.type == "cuda"
-                else f"CPU, {torch.get_num_threads()} threads, interleaved rounds across models until "
-                f"{settings['budget']} s per group, median of rounds"
+                else f"CPU, {torch.get_num_threads()} threads, {settings['warmup']} warm-up calls per model, then "
+                f"interleaved rounds across models (at most {settings['runs']}) until {settings['budget']} s per "
+                "group, median of rounds"
             )
             + f"; precision {'fp16' if half else 'fp32'}"
         ),

@@ -51,7 +51,8 @@ class YOLOLAT(YOLO):
         Those two formats accept ``ela_op="standard"|"custom"`` (ELA as standard ONNX ops, or one
         ``yolo_lat::ELA`` node per attention with a model-local function and a TensorRT plugin),
         ``half``, ``int8`` (engine, with ``data=`` for calibration), ``dynamic``, ``imgsz``, ``batch``,
-        ``simplify``, ``opset``, ``workspace``, and write their file atomically. Other formats are
+        ``simplify``, ``opset``, ``workspace``, ``plugin="aot"|"jit"`` (engine: how the ELA plugin
+        runs), and write their file atomically. Other formats are
         Ultralytics' own.
 
         Example:

@@ -1,0 +1,197 @@
+"""Bidirectional ELA forward as one kernel launch, compiled ahead of time to PTX for TensorRT.
+
+TensorRT's ahead-of-time plugin interface (``tensorrt.plugin.aot_impl``, TensorRT >= 10.8)
+embeds one compiled kernel in the engine and launches it itself, so an engine with
+``yolo_lat::ELA`` nodes runs without Python or PyTorch. That interface allows a single launch
+whose arguments are the input pointers, then int32 scalars, then the output pointers, over
+contiguous tensors. :func:`bidirectional_forward` of :mod:`.bidirectional` needs three launches
+(split-key partial states, combine, readout), so this module has its own kernel: each program
+folds *all* keys of its (batch, head) into a state (:func:`~.bidirectional.fold_keys`, the same
+online per-feature shift) and reads it out for one tile of queries
+(:func:`~.bidirectional.read_state`). Programs of one head re-read that head's keys and values
+(from L2 for the vision blocks' sizes): simpler and slower than the three-launch path, which the
+PyTorch side keeps using. The scale is compiled in (TensorRT passes only int32 scalars).
+
+Example:
+    >>> kernel = compile_for_tensorrt(0, "fp16", 32, 32, scale=32**-0.5)  # doctest: +SKIP
+    >>> kernel.name, kernel.num_warps  # doctest: +SKIP
+    ('_single_launch_kernel', 4)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ._common import EXTRA_W, cast
+from .bidirectional import fold_keys, read_state
+from .buffers import empty
+
+__all__ = ["BLOCK_ROWS", "AOTKernel", "compile_for_tensorrt", "single_launch_forward", "strip_unused_trailing_params"]
+
+#: Query rows per program (and key rows per step of the fold).
+BLOCK_ROWS = 64
+#: Triton pointer types by TensorRT / torch dtype name.
+POINTER_TYPES = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16"}
+_TORCH_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+_TL_DTYPES = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}
+
+
+@triton.jit
+def _single_launch_kernel(
+    q_ptr, k_ptr, v_ptr, length_q, length_k, out_ptr,
+    SCALE: tl.constexpr, D: tl.constexpr, DV: tl.constexpr, BL: tl.constexpr, KERNEL: tl.constexpr,
+    LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr, DT: tl.constexpr,
+):  # fmt: skip
+    # contiguous (B, H, L, D) tensors: one (batch, head) is a block of L rows, bh = b * H + h
+    tile = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    s, c, shift, s_x, c_x, shift_x = fold_keys(
+        k_ptr + bh * length_k * D, v_ptr + bh * length_k * DV, D, 1, DV, 1, 0, length_k, SCALE,
+        D, DV, BL, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT,
+    )  # fmt: skip
+    rows = tile * BL + tl.arange(0, BL)
+    valid = rows < length_q
+    out = read_state(q_ptr + bh * length_q * D, rows, valid, D, 1, SCALE, s, c, shift, s_x, c_x, shift_x,
+                     D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
+    dv = tl.arange(0, DV)
+    out_base = out_ptr + bh * length_q * DV
+    tl.store(out_base + rows[:, None] * DV + dv[None, :], cast(out, out_ptr.dtype.element_ty), mask=valid[:, None])
+
+
+def warps_for(head_dim: int, value_dim: int) -> int:
+    """Warps per program: 8 once the float32 state tile reaches 64 x 64 (fewer spill registers)."""
+    return 8 if head_dim * value_dim >= 4096 else 4
+
+
+def _constants(kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale: float) -> dict:
+    if dtype not in POINTER_TYPES:
+        raise ValueError(f"dtype {dtype!r}: the ELA kernel is built for {', '.join(POINTER_TYPES)}")
+    if kernel_id not in (0, 1, 2, 3):
+        raise ValueError(f"kernel_id {kernel_id}: use 0 (Hadamard Exp) .. 3 (modulated dot)")
+    for name, dim in (("head dim", head_dim), ("value dim", value_dim)):
+        if dim not in (16, 32, 64, 128):
+            raise ValueError(f"{name} {dim}: the ELA kernel is built for 16, 32, 64 or 128")
+    return {
+        "SCALE": float(scale),
+        "D": head_dim,
+        "DV": value_dim,
+        "BL": BLOCK_ROWS,
+        "KERNEL": kernel_id,
+        "LOG_DOMAIN": kernel_id == 0,
+        "HAS_EXTRA": kernel_id != 0,
+        "EW": EXTRA_W,
+        "DT": _TL_DTYPES[dtype],
+    }
+
+
+def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) -> Tensor:
+    """Run the single-launch kernel through Triton (tests, and the interpreter on a CPU).
+
+    Args:
+        q: ``(B, H, Lq, D)``; k: ``(B, H, Lk, D)``; v: ``(B, H, Lk, Dv)``; one dtype among
+            float32/float16/bfloat16 (made contiguous here; TensorRT's tensors already are).
+        kernel_id: 0 Hadamard Exp, 1 sum / 2 sub squared Euclidean, 3 modulated dot.
+        scale: multiplies q and k before the feature maps.
+
+    Returns:
+        ``(B, H, Lq, Dv)`` in v's dtype.
+    """
+    q, k, v = (t.contiguous() for t in (q, k, v))
+    batch, heads, length_q, head_dim = q.shape
+    constants = _constants(kernel_id, _TORCH_NAMES[v.dtype], head_dim, v.shape[-1], scale)
+    out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
+    if out.numel():
+        grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
+        warps = warps_for(head_dim, v.shape[-1])
+        _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, num_warps=warps)
+    return out
+
+
+@dataclass(frozen=True)
+class AOTKernel:
+    """A compiled kernel as TensorRT's AOT plugin interface wants it."""
+
+    name: str
+    ptx: str
+    num_warps: int
+    shared_bytes: int
+    #: the kernel's scalar arguments between the input and output pointers, in order
+    scalar_args: tuple[str, ...] = ("length_q", "length_k")
+
+
+def compile_for_tensorrt(
+    kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale: float, arch: int = 90
+) -> AOTKernel:
+    """Compile the single-launch kernel to PTX for ``sm_<arch>`` (no GPU needed).
+
+    Args:
+        kernel_id: 0 Hadamard Exp, 1 sum / 2 sub squared Euclidean, 3 modulated dot.
+        dtype: ``fp32``, ``fp16`` or ``bf16`` (q, k, v and the output).
+        head_dim, value_dim: 16, 32, 64 or 128.
+        scale: multiplies q and k before the feature maps (compiled in).
+        arch: compute capability as an integer (90 for Hopper, 80 for Ampere).
+
+    Returns:
+        :class:`AOTKernel` with the PTX and the launch configuration: grid
+        ``(ceil(Lq / BLOCK_ROWS), B * H)``, ``num_warps * 32`` threads per program.
+
+    Raises:
+        ValueError: an unsupported dtype, kernel or dimension.
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    constants = _constants(kernel_id, dtype, head_dim, value_dim, scale)
+    pointer = POINTER_TYPES[dtype]
+    signature = {
+        "q_ptr": pointer,
+        "k_ptr": pointer,
+        "v_ptr": pointer,
+        "length_q": "i32",
+        "length_k": "i32",
+        "out_ptr": pointer,
+        **{name: "constexpr" for name in constants},
+    }
+    source = ASTSource(fn=_single_launch_kernel, signature=signature, constexprs=constants)
+    options = {"num_warps": warps_for(head_dim, value_dim)}
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
+    own_args = sum(1 for kind in signature.values() if kind != "constexpr")
+    return AOTKernel(
+        name=compiled.metadata.name,
+        ptx=strip_unused_trailing_params(compiled.asm["ptx"], compiled.metadata.name, own_args),
+        num_warps=compiled.metadata.num_warps,
+        shared_bytes=compiled.metadata.shared,
+    )
+
+
+def strip_unused_trailing_params(ptx: str, name: str, keep: int) -> str:
+    """Drop the parameters after the first ``keep`` from the PTX entry ``name``, if none is read.
+
+    Triton appends hidden parameters to every kernel (global and profile scratch pointers, Triton
+    3.3+); TensorRT launches an AOT kernel with exactly the plugin's inputs, scalars and outputs.
+    A kernel that never reads the hidden parameters (no ``ld.param`` of them) keeps the same
+    code with a shorter signature.
+
+    Raises:
+        ValueError: the entry is missing, has fewer than ``keep`` parameters, or reads a
+            parameter that would be dropped.
+    """
+    entry = re.search(rf"\.entry {re.escape(name)}\((.*?)\)", ptx, re.S)
+    if entry is None:
+        raise ValueError(f"PTX has no entry {name!r}")
+    params = [p.strip() for p in entry.group(1).split(",") if p.strip()]
+    if len(params) < keep:
+        raise ValueError(f"PTX entry {name!r} has {len(params)} parameters, expected at least {keep}")
+    body = ptx[entry.end() :]
+    for param in params[keep:]:
+        param_name = param.split()[-1]
+        if f"[{param_name}]" in body:
+            raise ValueError(f"PTX entry {name!r} reads its hidden parameter {param_name}; it cannot run as AOT")
+    kept = ",\n".join(f"\t{p}" for p in params[:keep])
+    return ptx[: entry.start(1)] + "\n" + kept + "\n" + ptx[entry.end(1) :]
