@@ -28,18 +28,19 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import EXTRA_W, cast
-from .bidirectional import fold_keys, read_state
+from ._common import cast
+from .bidirectional import _TL_DTYPES, _kernel_flags, fold_keys, read_state
 from .buffers import empty
+from .dispatch import SUPPORTED_DIMS
+from .ops import KERNEL_IDS
 
 __all__ = ["BLOCK_ROWS", "AOTKernel", "compile_for_tensorrt", "single_launch_forward", "strip_unused_trailing_params"]
 
 #: Query rows per program (and key rows per step of the fold).
 BLOCK_ROWS = 64
-#: Triton pointer types by TensorRT / torch dtype name.
-POINTER_TYPES = {"fp32": "*fp32", "fp16": "*fp16", "bf16": "*bf16"}
-_TORCH_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-_TL_DTYPES = {"fp32": tl.float32, "fp16": tl.float16, "bf16": tl.bfloat16}
+#: The kernel's dtypes by Triton name (its pointer type is ``*`` + the name).
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
 @triton.jit
@@ -70,24 +71,15 @@ def warps_for(head_dim: int, value_dim: int) -> int:
 
 
 def _constants(kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale: float) -> dict:
-    if dtype not in POINTER_TYPES:
-        raise ValueError(f"dtype {dtype!r}: the ELA kernel is built for {', '.join(POINTER_TYPES)}")
-    if kernel_id not in (0, 1, 2, 3):
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r}: the ELA kernel is built for {', '.join(DTYPES)}")
+    if kernel_id not in KERNEL_IDS.values():
         raise ValueError(f"kernel_id {kernel_id}: use 0 (Hadamard Exp) .. 3 (modulated dot)")
     for name, dim in (("head dim", head_dim), ("value dim", value_dim)):
-        if dim not in (16, 32, 64, 128):
+        if dim not in SUPPORTED_DIMS:
             raise ValueError(f"{name} {dim}: the ELA kernel is built for 16, 32, 64 or 128")
-    return {
-        "SCALE": float(scale),
-        "D": head_dim,
-        "DV": value_dim,
-        "BL": BLOCK_ROWS,
-        "KERNEL": kernel_id,
-        "LOG_DOMAIN": kernel_id == 0,
-        "HAS_EXTRA": kernel_id != 0,
-        "EW": EXTRA_W,
-        "DT": _TL_DTYPES[dtype],
-    }
+    flags = _kernel_flags(kernel_id, head_dim)
+    return {"SCALE": float(scale), **flags, "DV": value_dim, "BL": BLOCK_ROWS, "DT": _TL_DTYPES[DTYPES[dtype]]}
 
 
 def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) -> Tensor:
@@ -104,7 +96,7 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
     """
     q, k, v = (t.contiguous() for t in (q, k, v))
     batch, heads, length_q, head_dim = q.shape
-    constants = _constants(kernel_id, _TORCH_NAMES[v.dtype], head_dim, v.shape[-1], scale)
+    constants = _constants(kernel_id, _NAMES[v.dtype], head_dim, v.shape[-1], scale)
     out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
     if out.numel():
         grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
@@ -121,8 +113,6 @@ class AOTKernel:
     ptx: str
     num_warps: int
     shared_bytes: int
-    #: the kernel's scalar arguments between the input and output pointers, in order
-    scalar_args: tuple[str, ...] = ("length_q", "length_k")
 
 
 def compile_for_tensorrt(
@@ -148,7 +138,7 @@ def compile_for_tensorrt(
     from triton.compiler import ASTSource
 
     constants = _constants(kernel_id, dtype, head_dim, value_dim, scale)
-    pointer = POINTER_TYPES[dtype]
+    pointer = f"*{dtype}"
     signature = {
         "q_ptr": pointer,
         "k_ptr": pointer,

@@ -22,7 +22,7 @@ import onnx
 from yolo_lat.ela.onnx import ONNX_OPS, onnx_export_mode
 
 from .onnx_functions import attach_ela_functions, ela_nodes
-from .tensorrt import PLUGIN_MODES, EngineSettings, build_engine
+from .tensorrt import EngineSettings, build_engine
 
 __all__ = ["FORMATS", "export"]
 
@@ -127,8 +127,6 @@ def export(
         raise ValueError(f"format={format!r} is not supported by yolo-lat export; use one of {', '.join(FORMATS)}")
     if ela_op not in ONNX_OPS:
         raise ValueError(f"ela_op={ela_op!r}: use one of {', '.join(ONNX_OPS)}")
-    if plugin not in PLUGIN_MODES:
-        raise ValueError(f"plugin={plugin!r}: use one of {', '.join(PLUGIN_MODES)}")
     if int8 and fmt != "engine":
         raise ValueError("int8=True applies to format=engine (TensorRT INT8); ONNX export is fp32 or fp16")
     imgsz = _imgsz(options.get("imgsz", model.model.args.get("imgsz", 640) if hasattr(model.model, "args") else 640))

@@ -103,34 +103,26 @@ class FakeTensorRT(types.ModuleType):
 
         plugin = types.ModuleType("tensorrt.plugin")
         plugin.TensorDesc = TensorDesc
-        plugin.registered = {}
+        plugin.registered, plugin.aot_functions = {}, {}
 
-        def register(plugin_id):
-            def wrap(fn):
-                events.append(("register", plugin_id))
-                plugin.registered[plugin_id] = fn
-                return fn
+        def decorator(kind, store=None):
+            """A ``tensorrt.plugin`` decorator that records its use (and keeps the function)."""
 
-            return wrap
+            def take(plugin_id):
+                def wrap(fn):
+                    events.append((kind, plugin_id))
+                    if store is not None:
+                        store[plugin_id] = fn
+                    return fn
 
-        def impl(plugin_id):
-            def wrap(fn):
-                events.append(("impl", plugin_id))
-                return fn
+                return wrap
 
-            return wrap
+            return take
 
-        def aot_impl(plugin_id):
-            def wrap(fn):
-                events.append(("aot_impl", plugin_id))
-                plugin.aot_functions[plugin_id] = fn
-                return fn
-
-            return wrap
-
-        plugin.register, plugin.impl = register, impl
+        plugin.register = decorator("register", plugin.registered)
+        plugin.impl = decorator("impl")
         if aot:  # TensorRT >= 10.8
-            plugin.aot_impl, plugin.aot_functions = aot_impl, {}
+            plugin.aot_impl = decorator("aot_impl", plugin.aot_functions)
             plugin.KernelLaunchParams = types.SimpleNamespace
             plugin.SymInt32 = lambda expr: ("i32", expr)
             plugin.SymIntExprs = types.SimpleNamespace(from_tuple=tuple)
