@@ -4,12 +4,15 @@ Triton compiles through its own LLVM and the ``ptxas`` bundled in its wheel, so 
 variant can be built to a cubin on the CPU: a compile error (a shape ``tl.dot`` refuses, a type
 mismatch, a lowering failure) shows up here instead of on the GPU. A stand-in driver reports the
 target and the launches are turned into ``warmup`` calls (compile, do not run). With
-``--registers``, ``ptxas -v`` reports registers and spills of each kernel.
+``--registers``, ``ptxas -v`` reports registers and spills of each kernel; with ``--ir``, also
+what one iteration of each kernel's loops costs in the sm_90 IR (:func:`ir_report`): a proxy for
+speed that needs no GPU, used to compare kernel variants before a GPU run times them.
 
 Usage::
 
     python benchmarks/compile_check.py                      # the default matrix
     python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
+    python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --ir
 
 Prints one line per (configuration, operation) and exits non-zero if any compile failed.
 """
@@ -84,6 +87,48 @@ def _register_report(kernel) -> str:
     return f"regs {registers[-1] if registers else '?'} spill-stores {spills[-1] if spills else '?'}B"
 
 
+#: Operations counted per loop iteration by :func:`ir_report`, by short name.
+IR_OPS = {
+    "dot": r"ttng\.warp_group_dot |tt\.dot ",
+    "wait": r"ttng\.warp_group_dot_wait",
+    "reduce": r'"tt\.reduce"',
+    "convert": r"ttg\.convert_layout",
+    "to_smem": r"ttg\.local_alloc %",
+    "exp": r"math\.exp2? |math\.log2? ",
+}
+
+
+def _loop_bodies(ttgir: str) -> list[str]:
+    """Text of every outermost ``scf.for`` body of a TTGIR listing (nested loops included)."""
+    bodies, depth, current = [], 0, None
+    for line in ttgir.splitlines():
+        if current is None and re.search(r"= scf\.for |^\s*scf\.for ", line):
+            current, depth = [], 0
+        if current is not None:
+            current.append(line)
+            depth += line.count("{") - line.count("}")
+            if depth <= 0 and len(current) > 1:
+                bodies.append("\n".join(current))
+                current = None
+    return bodies
+
+
+def ir_report(kernel) -> str:
+    """Static costs of a compiled kernel: registers, spills and shared memory from ``ptxas``, the
+    PTX barriers, and per iteration of each loop the tensor-core products, their waits, the
+    reductions (cross-thread), layout conversions (through shared memory), register tiles stored
+    to shared memory and the exp/log calls on tensors."""
+    ttgir = kernel.asm["ttgir"]
+    loops = []
+    for body in _loop_bodies(ttgir):
+        counts = {name: len(re.findall(pattern, body)) for name, pattern in IR_OPS.items()}
+        loops.append(" ".join(f"{name} {count}" for name, count in counts.items()))
+    barriers = len(re.findall(r"\bbar\.sync|barrier\.sync", kernel.asm["ptx"]))
+    shared = getattr(kernel.metadata, "shared", "?")
+    loop_text = " | ".join(f"loop{i}: {text}" for i, text in enumerate(loops)) or "no loop"
+    return f"{_register_report(kernel)} smem {shared}B bar.sync {barriers} | {loop_text}"
+
+
 def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: int) -> dict:
     """The launches of every fused operation for one configuration, as zero-argument callables."""
     from yolo_lat.cuda_ops.bidirectional import bidirectional_backward, bidirectional_forward
@@ -117,7 +162,9 @@ def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: in
     }
 
 
-def compile_matrix(kernel_ids: list[int], dtypes: list[str], dims: list[tuple[int, int]], registers: bool) -> int:
+def compile_matrix(
+    kernel_ids: list[int], dtypes: list[str], dims: list[tuple[int, int]], registers: bool, ir: bool = False
+) -> int:
     """Compile every operation for every configuration; return the number of failures."""
     failures = 0
     for kernel_id in kernel_ids:
@@ -134,7 +181,9 @@ def compile_matrix(kernel_ids: list[int], dtypes: list[str], dims: list[tuple[in
                         print(f"FAIL {label}: {type(err).__name__}: {str(err)[:1500]}", flush=True)
                         continue
                     detail = ""
-                    if registers:
+                    if ir:
+                        detail = "".join(f"\n     {n}: {ir_report(kern)}" for n, kern in COMPILED)
+                    elif registers:
                         detail = "; ".join(f"{n}: {_register_report(kern)}" for n, kern in COMPILED)
                     print(f"ok   {label} ({time.perf_counter() - begin:.1f} s) {detail}", flush=True)
     return failures
@@ -147,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="bfloat16,float16,float32")
     parser.add_argument("--dims", default="64x64,16x16,128x128,32x128", help="DxDv pairs")
     parser.add_argument("--registers", action="store_true", help="report registers and spills (ptxas -v)")
+    parser.add_argument("--ir", action="store_true", help="report registers, shared memory and per-loop IR costs")
     args = parser.parse_args(argv)
     _install_compile_only()
     dims = [tuple(int(x) for x in pair.split("x")) for pair in args.dims.split(",")]
-    failures = compile_matrix([int(x) for x in args.kernels.split(",")], args.dtypes.split(","), dims, args.registers)
+    kernel_ids = [int(x) for x in args.kernels.split(",")]
+    failures = compile_matrix(kernel_ids, args.dtypes.split(","), dims, args.registers, args.ir)
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

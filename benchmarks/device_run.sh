@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The single GPU call of a session: everything that needs the H200, most important first, each step
-# under its own time limit (a failing or slow step is logged and the next one runs).
+# under its own time limit and all of them under one total (TOTAL_S, default 540 s, inside the
+# device tool's 600 s per call); a step that would not fit is skipped and says so, a failing or
+# slow step is logged and the next one runs.
 #
 #   OUT=/some/dir bash benchmarks/device_run.sh          # on the device (README: "GPU checks")
 #   DEVICE=cpu OUT=/tmp/smoke bash benchmarks/device_run.sh   # plumbing smoke test on a CPU machine
 #
 # 1. fused-kernel correctness vs the naive reference (gpu_check.py)  -> gpu_check.json
-# 2. fused-kernel speed vs plain-torch ELA and SDPA (gpu_bench.py)   -> gpu_bench.json
-# 3. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
-# 4. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
-# 5. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
+# 2. fused-kernel speed vs plain-torch ELA and SDPA, per-launch stages,
+#    a sweep of launch settings (gpu_bench.py)                        -> gpu_bench.json
+# 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
+# 4. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
+# 5. text GPU tests (greedy == recompute on CUDA)                      -> in device_log.txt
 # 6. text models: decode latency and state vs KV cache (CUDA)         -> decode_gpu.json
-# 7. text GPU tests (greedy == recompute on CUDA)                      -> in device_log.txt
+# 7. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
 # Needs: python3 with torch + triton (the device image); Ultralytics and fla travel as wheels in .whl/.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,9 +24,16 @@ LOGS=/tmp/yolo_lat_device_logs
 mkdir -p "$OUT" "$LOGS"
 PY="${PY:-python3}"
 export PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 MPLBACKEND=Agg
+TOTAL_S="${TOTAL_S:-540}"
 start=$(date +%s)
 elapsed() { echo $(($(date +%s) - start)); }
 step() { echo; echo "== [$(elapsed)s] $*"; }
+# fits LIMIT: prints the seconds a step may take (LIMIT, or what is left of TOTAL_S when that is
+# at least MIN), or nothing when less than MIN is left
+fits() {
+  local left=$((TOTAL_S - $(elapsed)))
+  if [ "$left" -ge "$1" ]; then echo "$1"; elif [ "$left" -ge "$2" ]; then echo "$left"; fi
+}
 
 # yolo_lat as installed (cfg/, datasets/, cuda_ops/, export/ mapped into the package) without a build
 SITE=/tmp/yolo_lat_site
@@ -46,47 +56,62 @@ if [ "$DEVICE" = cpu ]; then
 fi
 
 step "1 kernels: correctness"
-timeout 130 "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s 100 $SMOKE_CHECK \
-  > "$LOGS/gpu_check.log" 2>&1
-echo "exit $?"; grep -E '^FAIL' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
+if limit=$(fits 130 60) && [ -n "$limit" ]; then
+  timeout "$limit" "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s $((limit - 30)) \
+    $SMOKE_CHECK > "$LOGS/gpu_check.log" 2>&1
+  echo "exit $?"; grep -E '^FAIL' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
+else echo "skipped (time)"; fi
 
-step "2 kernels: speed"
-timeout 90 "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s 60 $SMOKE_BENCH \
-  > "$LOGS/gpu_bench.log" 2>&1
-echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
+step "2 kernels: speed, stages, launch settings"
+if limit=$(fits 120 60) && [ -n "$limit" ]; then
+  timeout "$limit" "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s $((limit - 30)) \
+    $SMOKE_BENCH > "$LOGS/gpu_bench.log" 2>&1
+  echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
+else echo "skipped (time)"; fi
 
-MODELS=yolo-lat-n,yolo26n,yolo12n,yolo-lat-s,yolo26s,yolo12s,yolo-lat-pico,yolo12-ela-n
-step "3 detectors: fused ELA kernels, fp16, CUDA graphs"
-timeout 120 "$PY" -m yolo_lat.bench.models models=$MODELS imgsz=$SIZES batch=1 formats=pytorch \
-  device=$MODEL_DEVICE half=True cuda_graph=True runs=50 plots=False project="$OUT" name=models_gpu \
-  > "$LOGS/models_gpu.log" 2>&1
-echo "exit $?"; grep -A40 "Latency relative" "$LOGS/models_gpu.log" | head -n 30
-
-step "4 fla comparison"
+step "3 fla comparison"
 FLA_SITE=/tmp/fla_site
-if ls .whl/fla_core-*.whl > /dev/null 2>&1 && [ "$DEVICE" = cuda ] \
-  && "$PY" -m pip install -q --no-index --no-deps --target "$FLA_SITE" .whl/fla_core-*.whl > "$LOGS/fla_install.log" 2>&1; then
-  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout 90 "$PY" benchmarks/gpu_bench.py --part fla \
+if ! ls .whl/fla_core-*.whl > /dev/null 2>&1 || [ "$DEVICE" != cuda ]; then
+  echo "fla skipped (no wheel or CPU smoke run)"
+elif ! limit=$(fits 90 45) || [ -z "$limit" ]; then
+  echo "skipped (time)"
+elif "$PY" -m pip install -q --no-index --no-deps --target "$FLA_SITE" .whl/fla_core-*.whl > "$LOGS/fla_install.log" 2>&1; then
+  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout "$limit" "$PY" benchmarks/gpu_bench.py --part fla \
     --out "$LOGS/gpu_bench_fla.json" > "$LOGS/gpu_bench_fla.log" 2>&1
   echo "exit $?"
 else
-  echo "fla skipped (no wheel, install failed or CPU smoke run)"
+  echo "fla install failed"
 fi
 
-step "5 detectors: plain-PyTorch ELA (YOLO_LAT_KERNELS=torch)"
-YOLO_LAT_KERNELS=torch timeout 60 "$PY" -m yolo_lat.bench.models models=yolo-lat-n,yolo12-ela-n,yolo-lat-pico \
-  imgsz=$SIZES batch=1 formats=pytorch device=$MODEL_DEVICE half=True cuda_graph=True runs=30 plots=False \
-  project="$OUT" name=models_gpu_torch > "$LOGS/models_gpu_torch.log" 2>&1
-echo "exit $?"
+MODELS=yolo-lat-n,yolo26n,yolo12n,yolo-lat-s,yolo26s,yolo12s,yolo-lat-pico,yolo12-ela-n
+step "4 detectors: fused ELA kernels, fp16, CUDA graphs"
+if limit=$(fits 120 60) && [ -n "$limit" ]; then
+  timeout "$limit" "$PY" -m yolo_lat.bench.models models=$MODELS imgsz=$SIZES batch=1 formats=pytorch \
+    device=$MODEL_DEVICE half=True cuda_graph=True runs=50 plots=False project="$OUT" name=models_gpu \
+    > "$LOGS/models_gpu.log" 2>&1
+  echo "exit $?"; grep -A40 "Latency relative" "$LOGS/models_gpu.log" | head -n 30
+else echo "skipped (time)"; fi
+
+step "5 text GPU tests"
+if limit=$(fits 45 30) && [ -n "$limit" ]; then
+  timeout "$limit" "$PY" -m pytest tests/test_text_generate.py -k cuda -q -p no:cacheprovider > "$LOGS/text_tests.log" 2>&1
+  echo "exit $?"; tail -n 3 "$LOGS/text_tests.log"
+else echo "skipped (time)"; fi
 
 step "6 text: decode latency, state vs KV cache"
-timeout 70 "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 \
-  out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
-echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
+if limit=$(fits 70 40) && [ -n "$limit" ]; then
+  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 \
+    out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
+  echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
+else echo "skipped (time)"; fi
 
-step "7 text GPU tests"
-timeout 45 "$PY" -m pytest tests/test_text_generate.py -k cuda -q -p no:cacheprovider > "$LOGS/text_tests.log" 2>&1
-echo "exit $?"; tail -n 3 "$LOGS/text_tests.log"
+step "7 detectors: plain-PyTorch ELA (YOLO_LAT_KERNELS=torch)"
+if limit=$(fits 60 40) && [ -n "$limit" ]; then
+  YOLO_LAT_KERNELS=torch timeout "$limit" "$PY" -m yolo_lat.bench.models models=yolo-lat-n,yolo12-ela-n,yolo-lat-pico \
+    imgsz=$SIZES batch=1 formats=pytorch device=$MODEL_DEVICE half=True cuda_graph=True runs=30 plots=False \
+    project="$OUT" name=models_gpu_torch > "$LOGS/models_gpu_torch.log" 2>&1
+  echo "exit $?"
+else echo "skipped (time)"; fi
 
 step "summary"
 if [ -f "$OUT/gpu_bench.json" ]; then

@@ -8,8 +8,10 @@ Parts (``--part``):
 
 * ``ours``: bidirectional forward (L = 1k .. 256k, eager and CUDA-graph replay), bidirectional
   forward + backward, the channel-first vision layout, causal forward and forward + backward,
-  the decode step (eager and graph replay, two context lengths), a small warps sweep;
-  against plain-PyTorch ELA (``YOLO_LAT_KERNELS=torch``) and torch SDPA (FlashAttention).
+  the decode step (eager and graph replay, two context lengths), each launch of the forwards
+  timed on its own (stages), a small sweep of launch settings (programs per multiprocessor,
+  warps, scan rows); against plain-PyTorch ELA (``YOLO_LAT_KERNELS=torch``) and torch SDPA
+  (FlashAttention).
 * ``fla``: fla's chunked linear attention (``fla.ops.linear_attn.chunk_linear_attn``,
   normalised) at the causal shapes, forward and forward + backward. Run separately: its Triton
   autotuning compiles many configurations, and a failure must not cost the other rows.
@@ -41,7 +43,8 @@ BATCH, HEADS, DIM = 1, 8, 64
 BIDIRECTIONAL_LENGTHS = (1024, 4096, 16384, 65536, 262144)
 CAUSAL_LENGTHS = (1024, 4096, 16384, 65536)
 DECODE_CONTEXTS = (1024, 32768)
-SWEEP_LENGTHS = {"bidirectional": 65536, "causal": 16384}
+SWEEP_LENGTHS = {"bidirectional": 65536, "causal": 65536}
+STAGE_LENGTHS = (16384, 65536, 262144)
 TORCH_CAUSAL_MAX = 16384  # the PyTorch causal path loops over chunks in Python: slow beyond this
 GRAPH_MAX = 16384  # CUDA-graph replay rows (launch overhead matters at short lengths)
 #: "cuda"; ``--smoke`` runs the plumbing on the CPU at tiny sizes (rows needing CUDA record errors).
@@ -250,30 +253,91 @@ def _decode_rows(rows: Rows, dtype) -> None:
                          bytes_moved=state_bytes, graph=graph)  # fmt: skip
 
 
-def _warps_rows(rows: Rows, dtype, deadline: float) -> None:
-    """A small sweep of warps per program for the main kernels (the defaults were set without a GPU)."""
+def _stage_rows(rows: Rows, dtype) -> None:
+    """Each launch of the bidirectional and causal forwards timed on its own (stage sums where a
+    stage rewrites its input in place): which part is off the copy floor."""
+    from yolo_lat.cuda_ops import bidirectional as bi
+    from yolo_lat.cuda_ops import causal
+
+    scale = DIM**-0.5
+    for length in STAGE_LENGTHS:
+        q, k, v = _qkv(length, dtype)
+        bh = BATCH * HEADS
+        qkv_bytes = BATCH * HEADS * length * DIM * 2  # one of q, k, v, out
+        _, rows_per_part = bi._slices(length, bh, q.device)
+        parts = bi.fold_key_slices(k, v, 0, scale, rows_per_part)
+        state_bytes = parts[0].numel() * 4
+        state = bi.combine_slices(*parts, BATCH, HEADS)
+        section = "bidirectional fwd stages"
+        rows.add(section, "1 key slices", length, _call(bi.fold_key_slices, k, v, 0, scale, rows_per_part),
+                 bytes_moved=2 * qkv_bytes + state_bytes)  # fmt: skip
+        rows.add(section, "2 combine", length, _call(bi.combine_slices, *parts, BATCH, HEADS), bytes_moved=state_bytes)
+        rows.add(section, "3 readout", length, _call(bi.read_out, q, *state, 0, scale, dtype),
+                 bytes_moved=2 * qkv_bytes)  # fmt: skip
+        block_t = causal.chunk_length(DIM, DIM)
+        chunk_bytes = bh * -(-length // block_t) * DIM * DIM * 4  # one float32 state per chunk
+        section = "causal fwd stages"
+        rows.add(section, "1 chunk states", length, _call(bi.fold_key_slices, k, v, 0, scale, block_t, block_t),
+                 bytes_moved=2 * qkv_bytes + chunk_bytes)  # fmt: skip
+        rows.add(section, "1+2 and scan", length, _call(causal.chunk_states, k, v, None, None, None, 0, scale),
+                 bytes_moved=2 * qkv_bytes + 3 * chunk_bytes)  # fmt: skip
+        rows.add(section, "1+2+3 and outputs", length,
+                 _call(causal.causal_forward, q, k, v, None, None, None, 0, scale, False),
+                 bytes_moved=4 * qkv_bytes + 4 * chunk_bytes)  # fmt: skip
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
+#: Settings swept by :func:`_tuning_rows`: (label, module, attribute or ``WARPS`` key, values); each
+#: row times the whole forward with one setting changed (the defaults were set without a GPU).
+TUNING = (
+    ("bidirectional", "bidirectional", "PROGRAMS_PER_SM", (2, 3, 4, 6)),
+    ("bidirectional", "bidirectional", "READOUT_PROGRAMS_PER_SM", (2, 4, 8)),
+    ("bidirectional", "warps", "_state_partial_kernel", (4, 8)),
+    ("bidirectional", "warps", "_readout_kernel", (4, 8)),
+    ("causal", "causal", "SCAN_ROWS", (2, 4, 8)),
+    ("causal", "warps", "_chunk_output_kernel", (4, 8)),
+    ("causal training", "warps", "_chunk_grad_kernel", (4, 8)),
+)
+
+
+def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
+    """A small sweep of the launch settings; a skipped one is reported."""
+    import importlib
+
     from yolo_lat.cuda_ops import _common
 
-    for kernel_name in ("_readout_kernel", "_state_partial_kernel", "_chunk_output_kernel", "_chunk_grad_kernel"):
+    for mode, where, name, values in TUNING:
         if time.perf_counter() > deadline:
-            print(json.dumps({"skipped": f"warps sweep of {kernel_name} (time budget)"}), flush=True)
+            print(json.dumps({"skipped": f"tuning of {name} (time budget)"}), flush=True)
             continue
-        causal = kernel_name.startswith("_chunk")
-        training = kernel_name == "_chunk_grad_kernel"
+        causal, training = mode.startswith("causal"), mode == "causal training"
         length = SWEEP_LENGTHS["causal" if causal else "bidirectional"]
         q, k, v = _qkv(length, dtype, requires_grad=training)
         grad = q.detach().clone().normal_()
-        for warps in (4, 8):
-            _common.WARPS[kernel_name] = warps
+        module = None if where == "warps" else importlib.import_module(f"yolo_lat.cuda_ops.{where}")
+        default = _common.WARPS.get(name) if module is None else getattr(module, name)
+        for value in values:
+            if module is None:
+                _common.WARPS[name] = value
+            else:
+                setattr(module, name, value)
             run = _train(_ela, grad, q, k, v, causal=True) if training else _call(_ela, q, k, v, causal=causal)
-            with kernels_env("triton"):
-                rows.add("warps sweep", f"{kernel_name} warps={warps}", length, run,
-                         grad_to_none=[q, k, v] if training else None)  # fmt: skip
-        _common.WARPS.pop(kernel_name, None)
+            with kernels_env("triton"), _no_grad() if not training else contextlib.nullcontext():
+                rows.add(f"tuning {mode}", f"{name}={value}", length, run, grad_to_none=[q, k, v] if training else None)
+        if module is None:
+            _common.WARPS.pop(name, None)
+        else:
+            setattr(module, name, default)
 
 
-def bench_ours(out_path: str, budget_s: float) -> dict:
-    """All rows of the fused kernels and their PyTorch competitors; writes ``out_path``."""
+def bench_ours(out_path: str, budget_s: float, only: set[str] | None = None) -> dict:
+    """All rows of the fused kernels and their PyTorch competitors (or the sections named in
+    ``only``); writes ``out_path``."""
     import torch
 
     begin = time.perf_counter()
@@ -286,9 +350,12 @@ def bench_ours(out_path: str, budget_s: float) -> dict:
         ("vision", lambda: _vision_rows(rows)),
         ("causal", lambda: _causal_rows(rows, dtype)),
         ("decode", lambda: _decode_rows(rows, dtype)),
-        ("warps", lambda: _warps_rows(rows, dtype, begin + budget_s)),
+        ("stages", lambda: _stage_rows(rows, dtype)),
+        ("tuning", lambda: _tuning_rows(rows, dtype, begin + budget_s)),
     )
     for name, section in sections:
+        if only is not None and name not in only:
+            continue
         try:
             section()
         except Exception as err:  # a broken section must not lose the others
@@ -457,7 +524,7 @@ def summarize(ours_path: str, fla_path: str | None) -> dict:
     header = f"{'section':24s} {'impl':24s} {'L':>7s} {'graph':>5s} {'ms':>10s} {'%copy':>6s}"
     print(header)
     for r in rows:
-        if r["section"] == "warps sweep" and "ms" not in r:
+        if r["section"].startswith("tuning") and "ms" not in r:
             continue
         ms = f"{r['ms']:.4f}" if "ms" in r else "ERR"
         pct = f"{r['pct_of_copy']:.0f}" if r.get("pct_of_copy") is not None else ""
@@ -474,15 +541,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=["ours", "fla", "summary"], default="ours")
     parser.add_argument("--out", default="gpu_bench.json")
     parser.add_argument("--fla", default=None, help="fla JSON for --part summary")
-    parser.add_argument("--budget-s", type=float, default=150.0, help="skip the warps sweep after this")
+    parser.add_argument("--budget-s", type=float, default=150.0, help="skip the tuning sweep after this")
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: checks the script only")
+    parser.add_argument("--sections", default=None, help="comma-separated sections of --part ours (default: all)")
     args = parser.parse_args(argv)
     if args.smoke:
         global DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX, DECODE_CONTEXTS, SWEEP_LENGTHS
+        global STAGE_LENGTHS
         DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX = "cpu", (64, 128), (64, 128), 64
         DECODE_CONTEXTS, SWEEP_LENGTHS = (16, 32), {"bidirectional": 64, "causal": 64}
+        STAGE_LENGTHS = (128,)
     if args.part == "ours":
-        bench_ours(args.out, args.budget_s)
+        bench_ours(args.out, args.budget_s, None if args.sections is None else set(args.sections.split(",")))
     elif args.part == "fla":
         bench_fla(args.out)
     else:

@@ -56,23 +56,36 @@ def cast(x, DT: tl.constexpr):
 
 
 @triton.jit
-def mm(a, b, DT: tl.constexpr):
-    """``a @ b`` with operands rounded to ``DT`` and float32 accumulation (IEEE for float32)."""
+def mm(a, b, DT: tl.constexpr, acc=None):
+    """``a @ b`` (``+ acc``) with operands rounded to ``DT`` and float32 accumulation (IEEE for float32).
+
+    Passing the running sum as ``acc`` keeps one accumulator in the tensor cores' layout across a
+    chain of products (``tl.dot(a, b, acc)``) instead of converting a fresh product to it.
+    """
     a = cast(a, DT)
     b = cast(b, DT)
     if INTERPRETED:
-        return tl.dot(a.to(tl.float32), b.to(tl.float32))
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc)
     if DT == tl.float32:  # noqa: SIM300
-        return tl.dot(a, b, input_precision="ieee")
-    return tl.dot(a, b)
+        return tl.dot(a, b, acc, input_precision="ieee")
+    return tl.dot(a, b, acc)
 
 
 #: Operand kinds of :func:`mm_f32`: exact in ``DT`` already (inputs, output gradients), used as
-#: is; a float32 tile rounded to ``DT`` once (2^-8 relative in bfloat16, 2^-11 in float16); or a
-#: float32 tile split into a high and a low ``DT`` part (about 2^-16 relative).
+#: is; a float32 tile rounded to ``DT`` once (2^-8 relative in bfloat16, 2^-11 in float16); a
+#: float32 tile split into a high and a low ``DT`` part (about 2^-16 relative); or such a split
+#: tile known to lie in ``[-1, 1]`` (key features after their shift: the largest is ``e^0``),
+#: which float16 can hold after one fixed scaling (:data:`UNIT_SCALE`), so the per-row scaling
+#: and its reduction are skipped (first operand only).
 EXACT = tl.constexpr(0)
 ROUND = tl.constexpr(1)
 SPLIT = tl.constexpr(2)
+UNIT_SPLIT = tl.constexpr(3)
+
+#: Fixed power of two for :data:`UNIT_SPLIT` operands in float16: it brings 1 to 2^14 (below
+#: float16's largest value, 65504) and values down to 2^-28 into its normal range; smaller key
+#: features weigh less than 2^-28 against the feature's largest, ``e^0``, invisible in float16.
+UNIT_SCALE = tl.constexpr(16384.0)
 
 
 @triton.jit
@@ -91,37 +104,59 @@ def power_of_two_scale(x, axis: tl.constexpr):
 
 
 @triton.jit
-def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr):
-    """``a @ b`` on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
+def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr, acc=None):
+    """``a @ b`` (``+ acc``) on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
 
-    ``A``/``B`` give each operand's kind. A float32 operand (``ROUND`` or ``SPLIT``) is first
-    scaled by powers of two, per row of ``a`` and per column of ``b`` (:func:`power_of_two_scale`),
-    and the product is scaled back, so rounding errors are relative to each row's or column's
-    largest element in float16 as in bfloat16. ``SPLIT`` adds one product per split operand
-    (``a_high b_high + a_low b_high + a_high b_low``); it is used where the product meets a
-    cancelling subtraction (``S dy - C delta``, ``v G + gc``), which magnifies rounding errors.
-    In float32 this is :func:`mm` (IEEE products).
+    ``A``/``B`` give each operand's kind. A split operand adds one product
+    (``a_high b_high + a_low b_high + a_high b_low``); splitting is used where the product meets a
+    cancelling subtraction (``S dy - C delta``, ``v G + gc``), which magnifies rounding errors,
+    and for the key features of a state. In float16 a float32 operand (``ROUND`` or ``SPLIT``) is
+    first scaled by powers of two, per row of ``a`` and per column of ``b``
+    (:func:`power_of_two_scale`), and the product is scaled back, so that its rounding error is
+    relative to each row's or column's largest element and not lost among float16's subnormals;
+    a ``UNIT_SPLIT`` operand takes the fixed :data:`UNIT_SCALE` instead. bfloat16 has float32's
+    exponent range, where such a scaling changes no rounding. Without a per-row scaling the
+    products chain straight into ``acc``. In float32 this is :func:`mm` (IEEE products).
     """
+    tl.static_assert(B != UNIT_SPLIT, "UNIT_SPLIT is for the first operand")
     if DT == tl.float32:  # noqa: SIM300
-        return mm(a, b, DT)
-    if A != EXACT:
-        a_scale = power_of_two_scale(a, 1)[:, None]
-        a = a * a_scale
-    if B != EXACT:
-        b_scale = power_of_two_scale(b, 0)[None, :]
-        b = b * b_scale
-    a_high = cast(a, DT)
-    b_high = cast(b, DT)
-    product = mm(a_high, b_high, DT)
-    if A == SPLIT:
-        product += mm(a - a_high.to(tl.float32), b_high, DT)
-    if B == SPLIT:
-        product += mm(a_high, b - b_high.to(tl.float32), DT)
-    if A != EXACT:
-        product = product / a_scale
-    if B != EXACT:
-        product = product / b_scale
-    return product
+        out = mm(a, b, DT, acc)
+    elif DT == tl.bfloat16 or A == UNIT_SPLIT:  # noqa: SIM300
+        if DT == tl.float16:  # noqa: SIM300 (a float16 UNIT_SPLIT operand)
+            tl.static_assert(B == EXACT, "a float16 UNIT_SPLIT product needs an exact second operand")
+            a = a * UNIT_SCALE
+            if acc is not None:
+                acc = acc * UNIT_SCALE
+        a_high = cast(a, DT)
+        b_high = cast(b, DT)
+        out = mm(a_high, b_high, DT, acc)
+        if A == SPLIT or A == UNIT_SPLIT:  # noqa: SIM109 (Triton compares constexprs, no `in`)
+            out = mm(a - a_high.to(tl.float32), b_high, DT, out)
+        if B == SPLIT:
+            out = mm(a_high, b - b_high.to(tl.float32), DT, out)
+        if DT == tl.float16:  # noqa: SIM300
+            out = out * (1.0 / UNIT_SCALE)
+    else:
+        if A != EXACT:
+            a_scale = power_of_two_scale(a, 1)[:, None]
+            a = a * a_scale
+        if B != EXACT:
+            b_scale = power_of_two_scale(b, 0)[None, :]
+            b = b * b_scale
+        a_high = cast(a, DT)
+        b_high = cast(b, DT)
+        out = mm(a_high, b_high, DT)
+        if A == SPLIT:
+            out = mm(a - a_high.to(tl.float32), b_high, DT, out)
+        if B == SPLIT:
+            out = mm(a_high, b - b_high.to(tl.float32), DT, out)
+        if A != EXACT:
+            out = out / a_scale
+        if B != EXACT:
+            out = out / b_scale
+        if acc is not None:
+            out += acc
+    return out
 
 
 @triton.jit

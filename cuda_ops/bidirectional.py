@@ -6,7 +6,8 @@ Forward, per (batch, head):
    into a partial state with an online per-feature maximum (one read of k and v).
 2. ``_state_combine_kernel``: moves the partials to the global shift and sums them: the state of
    :class:`~yolo_lat.ela.ELAState` (``S``, ``C``, ``shift``), in float32.
-3. ``_readout_kernel``: each program maps a tile of queries to features and reads the state.
+3. ``_readout_kernel``: each program loads the state once, then maps a run of query tiles to
+   features and reads them out.
 
 Backward: ``_query_grad_kernel`` recomputes the forward of a query tile, writes ``dq`` and a
 partial gradient ``G = sum_i phi_i [dy_i, -delta_i]`` of the state; the partials are summed and
@@ -32,6 +33,7 @@ from ._common import (
     NEG_INF,
     POS_INF,
     SPLIT,
+    UNIT_SPLIT,
     cast,
     extra_inner,
     extra_outer,
@@ -57,8 +59,13 @@ from .buffers import empty, feature_count, like_layout, padded_features
 BLOCK_ROWS = 64
 #: Feature rows per program when combining partial states (the last block is masked at F).
 COMBINE_ROWS = 16
-#: Programs per multiprocessor aimed at by the split-key passes.
-PROGRAMS_PER_SM = 2
+#: Programs per multiprocessor aimed at by the split passes over keys (forward) and queries
+#: (backward): as many as fit at once (bfloat16, D = Dv = 64, 4 warps: 144 registers a thread,
+#: 48 KiB of shared memory, so 3 fit; more would wait for a second wave).
+PROGRAMS_PER_SM = 3
+#: Programs per multiprocessor aimed at by the readout; each loads the state once and reads it
+#: out for a run of query tiles (80 registers, 40 KiB: 5 fit).
+READOUT_PROGRAMS_PER_SM = 4
 
 
 @functools.cache
@@ -68,10 +75,11 @@ def _multiprocessors(device: torch.device) -> int:
     return 4  # the interpreter: a few slices, so that the combine is exercised
 
 
-def _slices(length: int, programs_per_slice: int, device: torch.device) -> tuple[int, int]:
-    """Number of key slices and rows per slice for the split passes (rows a multiple of the tile)."""
+def _slices(length: int, programs_per_slice: int, device: torch.device, per_sm: int | None = None) -> tuple[int, int]:
+    """Number of slices and rows per slice (a multiple of the tile) for a pass split along a
+    sequence, aiming at ``per_sm`` (default :data:`PROGRAMS_PER_SM`) programs per multiprocessor."""
     tiles = triton.cdiv(length, BLOCK_ROWS)
-    target = PROGRAMS_PER_SM * _multiprocessors(device)
+    target = (PROGRAMS_PER_SM if per_sm is None else per_sm) * _multiprocessors(device)
     parts = max(1, min(tiles, target // max(1, programs_per_slice)))
     rows = triton.cdiv(tiles, parts) * BLOCK_ROWS
     return triton.cdiv(length, rows), rows
@@ -103,7 +111,7 @@ def fold_keys(k_base, v_base, sk_l, sk_d, sv_l, sv_d, start, stop, scale,
         new_shift = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
         decay = rescale_factor(shift, new_shift)
         psi = tl.where(valid[:, None], scale_keys(main, new_shift, LOG_DOMAIN), 0.0)
-        acc = acc * decay[:, None] + mm_f32(tl.trans(psi), values, DT, SPLIT, EXACT)
+        acc = mm_f32(tl.trans(psi), values, DT, UNIT_SPLIT, EXACT, acc * decay[:, None])
         count = count * decay + tl.sum(psi, axis=0)
         shift = new_shift
         if HAS_EXTRA:
@@ -159,7 +167,7 @@ def _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R: 
     shift = tl.full([R], NEG_INF, tl.float32)
     acc = tl.zeros([R, DV], tl.float32)
     count = tl.zeros([R], tl.float32)
-    for part in range(0, n_parts):
+    for part in tl.range(0, n_parts, num_stages=4):
         slot = bh.to(tl.int64) * n_parts + part
         part_shift = tl.load(part_shift_ptr + slot * FP + r, mask=inside, other=NEG_INF)
         new_shift = tl.maximum(shift, part_shift)
@@ -256,28 +264,33 @@ def read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, sh
     return tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
 
 
-@triton.jit(do_not_specialize=["heads", "length"])
+@triton.jit(do_not_specialize=["heads", "length", "rows_per_part"])
 def _readout_kernel(
     q_ptr, s_ptr, c_ptr, shift_ptr, out_ptr,
     sq_b, sq_h, sq_l, sq_d, so_b, so_h, so_l, so_d,
-    heads, length, scale,
+    heads, length, rows_per_part, scale,
     D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, BL: tl.constexpr,
     KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
     DT: tl.constexpr,
 ):  # fmt: skip
-    tile = tl.program_id(0)
+    # one program per (slice of queries, batch x head): the state is loaded and rounded once
+    part = tl.program_id(0)
     bh = tl.program_id(1)
     batch, head = bh // heads, bh % heads
-    rows = tile * BL + tl.arange(0, BL)
-    valid = rows < length
     dv = tl.arange(0, DV)
     s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
+    s = cast(s, DT)
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
-    out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
-                     D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
     out_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
-    tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_ptr.dtype.element_ty),
-             mask=valid[:, None])  # fmt: skip
+    start = part * rows_per_part
+    stop = tl.minimum(start + rows_per_part, length)
+    for row0 in range(start, stop, BL):
+        rows = row0 + tl.arange(0, BL)
+        valid = rows < stop
+        out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+                         D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
+        tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_ptr.dtype.element_ty),
+                 mask=valid[:, None])  # fmt: skip
 
 
 @triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
@@ -336,7 +349,7 @@ def _query_grad_kernel(
         # G = sum_i phi_i dy_i / den_i: normalised weights of about 1/L, scaled per feature before
         # rounding (float16 subnormals) and split in two parts (dk and dv are differences of such sums)
         phi_hat = scale_queries(main, shift, lse, LOG_DOMAIN)
-        g_acc += mm_f32(tl.trans(phi_hat), dy, DT, SPLIT, EXACT)
+        g_acc = mm_f32(tl.trans(phi_hat), dy, DT, SPLIT, EXACT, g_acc)
         gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
         grad_extra = tl.zeros([BL, EW], tl.float32)
         if HAS_EXTRA:
@@ -402,6 +415,13 @@ def _key_grad_kernel(
 _TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
 
 
+def _state_warps(head_dim: int, value_dim: int, dtype: torch.dtype) -> int:
+    """Warps per program of the key pass: 4 (one warp group), or 8 where 4 would spill registers
+    (float32 tiles, or a state larger than 64 x 64). On an H200, 4 warps instead of 8 made the
+    bidirectional forward 1.47x faster (bfloat16, D = Dv = 64, L = 65,536; results/gpu_bench.json)."""
+    return 4 if dtype != torch.float32 and head_dim * value_dim <= 4096 else 8
+
+
 def _kernel_flags(kernel_id: int, head_dim: int) -> dict:
     return {
         "KERNEL": kernel_id,
@@ -412,10 +432,75 @@ def _kernel_flags(kernel_id: int, head_dim: int) -> dict:
     }
 
 
+def fold_key_slices(k: Tensor, v: Tensor, kernel_id: int, scale: float, rows_per_part: int,
+                    block_rows: int = BLOCK_ROWS) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Partial states of consecutive slices of ``rows_per_part`` keys (one launch).
+
+    Args:
+        k: ``(B, H, Lk, D)``; v: ``(B, H, Lk, Dv)`` (any strides, one dtype).
+        kernel_id, scale: as :func:`bidirectional_forward`.
+        rows_per_part: keys per slice, a multiple of ``block_rows`` (the rows of a tile).
+
+    Returns:
+        ``(S (B*H, P, F, Dv), C (B*H, P, F), shift (B*H, P, F))`` in float32 for the
+        ``P = ceil(Lk / rows_per_part)`` slices, each at its own shift (the slice's largest key
+        log-magnitude per feature, ``-inf`` for a feature no key reaches).
+    """
+    batch, heads, length, head_dim = k.shape
+    value_dim = v.shape[-1]
+    padded = padded_features(head_dim, kernel_id)
+    n_parts = triton.cdiv(length, rows_per_part)
+    shape, f32 = (batch * heads, n_parts, padded), torch.float32
+    part_s = empty(*shape, value_dim, device=k.device, dtype=f32)
+    part_c, part_shift = empty(*shape, device=k.device, dtype=f32), empty(*shape, device=k.device, dtype=f32)
+    _state_partial_kernel[(n_parts, batch * heads)](
+        k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
+        heads, length, rows_per_part, n_parts, scale,
+        DV=value_dim, FP=padded, BL=block_rows, DT=_TL_DTYPES[v.dtype],
+        num_warps=launch_warps("_state_partial_kernel", _state_warps(head_dim, value_dim, v.dtype)),
+        **_kernel_flags(kernel_id, head_dim),
+    )  # fmt: skip
+    return part_s, part_c, part_shift
+
+
+def combine_slices(part_s: Tensor, part_c: Tensor, part_shift: Tensor, batch: int, heads: int) -> tuple[Tensor, ...]:
+    """Sum the partial states of :func:`fold_key_slices` at their common shift (one launch).
+
+    Returns:
+        ``(S (B, H, F, Dv), C (B, H, F), shift (B, H, F))`` in float32, the layout of
+        :class:`~yolo_lat.ela.ELAState`.
+    """
+    _, n_parts, features, value_dim = part_s.shape
+    kwargs = {"device": part_s.device, "dtype": torch.float32}
+    state_s = empty(batch, heads, features, value_dim, **kwargs)
+    state_c, state_shift = empty(batch, heads, features, **kwargs), empty(batch, heads, features, **kwargs)
+    _state_combine_kernel[(batch * heads, triton.cdiv(features, COMBINE_ROWS))](
+        part_s, part_c, part_shift, state_s, state_c, state_shift, n_parts,
+        DV=value_dim, F=features, FP=features, R=COMBINE_ROWS,
+        num_warps=launch_warps("_state_combine_kernel", 4),
+    )  # fmt: skip
+    return state_s, state_c, state_shift
+
+
+def read_out(q: Tensor, state_s: Tensor, state_c: Tensor, state_shift: Tensor, kernel_id: int, scale: float,
+             dtype: torch.dtype) -> Tensor:  # fmt: skip
+    """Outputs ``(B, H, Lq, Dv)`` in ``dtype`` of queries ``q`` against a float32 state (one launch)."""
+    batch, heads, length, head_dim = q.shape
+    features, value_dim = state_s.shape[-2:]
+    out = like_layout(q, value_dim, dtype)
+    n_parts, rows = _slices(length, batch * heads, q.device, READOUT_PROGRAMS_PER_SM)
+    _readout_kernel[(n_parts, batch * heads)](
+        q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length, rows, scale,
+        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=_TL_DTYPES[dtype], num_warps=launch_warps("_readout_kernel", 4),
+        **_kernel_flags(kernel_id, head_dim),
+    )  # fmt: skip
+    return out
+
+
 def bidirectional_forward(
     q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Launch the bidirectional forward kernels.
+    """Launch the bidirectional forward kernels: key slices, their sum, the readout.
 
     Args:
         q: ``(B, H, Lq, D)``; k: ``(B, H, Lk, D)``; v: ``(B, H, Lk, Dv)``; any strides, one dtype
@@ -430,38 +515,10 @@ def bidirectional_forward(
     Example:
         >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 64**-0.5)  # doctest: +SKIP
     """
-    batch, heads, length_q, head_dim = q.shape
-    length_k, value_dim = v.shape[2], v.shape[3]
-    features = feature_count(head_dim, kernel_id)
-    padded = padded_features(head_dim, kernel_id)
-    flags = _kernel_flags(kernel_id, head_dim)
-    dt = _TL_DTYPES[v.dtype]
-    heavy = 8 if head_dim * value_dim >= 4096 else 4
-    n_parts, rows = _slices(length_k, batch * heads, q.device)
-    device = q.device
-    part_s = empty(batch * heads * n_parts, padded, value_dim, device=device, dtype=torch.float32)
-    part_c = empty(batch * heads * n_parts, padded, device=device, dtype=torch.float32)
-    part_shift = empty(batch * heads * n_parts, padded, device=device, dtype=torch.float32)
-    _state_partial_kernel[(n_parts, batch * heads)](
-        k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
-        heads, length_k, rows, n_parts, scale,
-        DV=value_dim, FP=padded, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_state_partial_kernel", heavy),
-        **flags,
-    )  # fmt: skip
-    state_s = empty(batch, heads, features, value_dim, device=device, dtype=torch.float32)
-    state_c = empty(batch, heads, features, device=device, dtype=torch.float32)
-    state_shift = empty(batch, heads, features, device=device, dtype=torch.float32)
-    _state_combine_kernel[(batch * heads, triton.cdiv(padded, COMBINE_ROWS))](
-        part_s, part_c, part_shift, state_s, state_c, state_shift, n_parts,
-        DV=value_dim, F=features, FP=padded, R=COMBINE_ROWS,
-        num_warps=launch_warps("_state_combine_kernel", 4),
-    )  # fmt: skip
-    out = like_layout(q, value_dim, v.dtype)
-    _readout_kernel[(triton.cdiv(length_q, BLOCK_ROWS), batch * heads)](
-        q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length_q, scale,
-        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_readout_kernel", 4), **flags,
-    )  # fmt: skip
-    return out, state_s, state_c, state_shift
+    batch, heads = q.shape[:2]
+    _, rows = _slices(k.shape[2], batch * heads, q.device)
+    state = combine_slices(*fold_key_slices(k, v, kernel_id, scale, rows), batch, heads)
+    return read_out(q, *state, kernel_id, scale, v.dtype), *state
 
 
 def bidirectional_backward(

@@ -2,12 +2,21 @@
 
 The sequence is cut into chunks of ``BT`` tokens. Forward:
 
-1. ``_chunk_state_kernel`` (sequential over chunks, parallel over batch x heads x value blocks)
-   writes the state entering every chunk, ``S_t``, ``C_t`` at shift ``start_t``, and the final state.
-   ``start_t`` is the running per-feature maximum of key log-magnitudes before chunk ``t``
-   (``end_t = start_{t+1}`` after it), exactly as in :func:`yolo_lat.ela.attention._causal`.
-2. ``_chunk_output_kernel`` (parallel over chunks) adds the intra-chunk part and reads the state:
+1. :func:`~.bidirectional.fold_key_slices` (parallel over chunks and batch x heads) folds each
+   chunk's keys into a state ``dS_t``, ``dC_t`` at the chunk's own shift ``m_t`` (its largest key
+   log-magnitude per feature).
+2. ``_chunk_scan_kernel`` (sequential over chunks, parallel over batch x heads x blocks of
+   feature rows, elementwise) turns them into the state entering every chunk, ``S_t``, ``C_t`` at
+   shift ``start_t``, in place, and the final state. ``start_t`` is the running per-feature maximum
+   of key log-magnitudes before chunk ``t`` (``end_t = start_{t+1} = max(start_t, m_t)``), exactly
+   as in :func:`yolo_lat.ela.attention._causal`.
+3. ``_chunk_output_kernel`` (parallel over chunks) adds the intra-chunk part and reads the state:
    ``y_i = (sum_{j<=i in chunk} w_ij v_j + phi_in_i S_t) / (... C_t)``.
+
+The only sequential pass reads and writes one float32 state per chunk and does no matrix product,
+so its loads are prefetched and its programs are many (a first design carried the whole state
+through one loop of loads, exponentials and products per chunk, with batch x heads x 2 programs:
+2.9 us a chunk on an H200, most of the forward's time from 4k tokens on).
 
 Intra-chunk weights on tensor cores (the GLA-style bound): with the chunk's end shift ``end``,
 ``w_ij = sum_f exp(phi_if + end_f - s_i) exp(psi_jf - end_f)``, both factors <= 1 when the query
@@ -22,9 +31,11 @@ at a time, weights summed elementwise in log space from the running maximum ``R_
 path does. Linear-domain kernels need no bound (no exponentials) and never take it.
 
 Backward (FlashAttention style, normalised by ``lse_i = log sum_j w_ij`` saved by the forward):
-``_chunk_grad_state_kernel`` runs a reverse scan for the gradient of every chunk's incoming state,
-``G_t = sum_{i after chunk t} phi_i^T [dy_i, -delta_i]`` with ``delta_i = dy_i . y_i``; then
-``_chunk_grad_kernel`` (parallel over chunks) writes dq, dk, dv.
+the gradient of every chunk's incoming state is
+``G_t = sum_{i after chunk t} phi_i^T [dy_i, -delta_i]`` with ``delta_i = dy_i . y_i``, in two
+phases as the forward: ``_chunk_grad_delta_kernel`` (parallel over chunks) computes each chunk's
+term ``dG_t``, ``_chunk_grad_scan_kernel`` sums them from the end (elementwise, with the forward's
+shifts); then ``_chunk_grad_kernel`` (parallel over chunks) writes dq, dk, dv.
 """
 
 from __future__ import annotations
@@ -53,7 +64,6 @@ from ._common import (
     key_coefficient,
     launch_warps,
     log_magnitude,
-    masked_rows_max,
     mm,
     mm_f32,
     query_coefficient,
@@ -61,9 +71,11 @@ from ._common import (
     scale_keys,
     scale_queries,
 )
-from .bidirectional import _TL_DTYPES, _kernel_flags
+from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, fold_key_slices
 from .buffers import empty, feature_count, like_layout, padded_features
 
+#: Feature rows per program of the sequential scans (many small programs keep many loads in flight).
+SCAN_ROWS = 4
 #: Largest rise of the running key maximum inside a chunk for the tensor-core path (see above).
 GROWTH_LIMIT = {torch.float16: 8.0, torch.bfloat16: 30.0, torch.float32: 30.0}
 
@@ -87,79 +99,45 @@ def _load_rows(base, row_offset, rows, cols, s_row, s_col, n_rows, R: tl.constex
     return tl.load(ptrs, mask=(rows < n_rows)[:, None], other=other).to(tl.float32)
 
 
-@triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
-def _chunk_state_kernel(
-    k_ptr, v_ptr, s0_ptr, c0_ptr, shift0_ptr,
-    chunk_s_ptr, chunk_c_ptr, chunk_shift_ptr, s_out_ptr, c_out_ptr, shift_out_ptr,
-    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
-    heads, length, n_chunks, scale,
-    D: tl.constexpr, DV: tl.constexpr, BV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
-    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    HAS_INITIAL: tl.constexpr, DT: tl.constexpr,
+@triton.jit(do_not_specialize=["n_chunks"])
+def _chunk_scan_kernel(
+    chunk_s_ptr, chunk_c_ptr, chunk_m_ptr, chunk_shift_ptr, s0_ptr, c0_ptr, shift0_ptr,
+    s_out_ptr, c_out_ptr, shift_out_ptr, n_chunks,
+    DV: tl.constexpr, F: tl.constexpr, R: tl.constexpr, HAS_INITIAL: tl.constexpr,
 ):  # fmt: skip
-    pid_v = tl.program_id(0)
-    bh = tl.program_id(1)
-    batch, head = bh // heads, bh % heads
-    d = tl.arange(0, D)
-    e = tl.arange(0, EW)
-    cols = pid_v * BV + tl.arange(0, BV)
-    local = tl.arange(0, BT)
-    writer = pid_v == 0  # every value block computes C and the shifts; the first one stores them
-    keep_x = e < F - D
-    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
-    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
-    state_row = bh.to(tl.int64) * F
+    # one program per (block of R feature rows, batch x head): the rows are independent
+    rows = tl.program_id(0) * R + tl.arange(0, R)
+    bh = tl.program_id(1).to(tl.int64)
+    inside = rows < F
+    dv = tl.arange(0, DV)
+    state_rows = bh * F + rows
     if HAS_INITIAL:
-        s = tl.load(s0_ptr + (state_row + d)[:, None] * DV + cols[None, :])
-        c = tl.load(c0_ptr + state_row + d)
-        shift = tl.load(shift0_ptr + state_row + d)
-        s_x = tl.load(s0_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], mask=keep_x[:, None], other=0.0)
-        c_x = tl.load(c0_ptr + state_row + D + e, mask=keep_x, other=0.0)
-        shift_x = tl.load(shift0_ptr + state_row + D + e, mask=keep_x, other=NEG_INF)
+        s = tl.load(s0_ptr + state_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
+        c = tl.load(c0_ptr + state_rows, mask=inside, other=0.0)
+        shift = tl.load(shift0_ptr + state_rows, mask=inside, other=NEG_INF)
     else:
-        s = tl.zeros([D, BV], tl.float32)
-        c = tl.zeros([D], tl.float32)
-        shift = tl.full([D], NEG_INF, tl.float32)
-        s_x = tl.zeros([EW, BV], tl.float32)
-        c_x = tl.zeros([EW], tl.float32)
-        shift_x = tl.full([EW], NEG_INF, tl.float32)
-    for t in range(0, n_chunks):
-        slot = bh.to(tl.int64) * n_chunks + t
-        shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
-        tl.store(chunk_s_ptr + (slot * FP + d)[:, None] * DV + cols[None, :], s)
-        tl.store(chunk_c_ptr + slot * FP + d, c, mask=writer & (d < D))
-        tl.store(chunk_shift_ptr + shift_slot * FP + d, shift, mask=writer & (d < D))
-        row0 = t * BT
-        valid = row0 + local < length
-        x = _load_rows(k_base, row0, local, d, sk_l, sk_d, length - row0, BT, D, 0.0) * scale
-        values = tl.load(v_base + (row0 + local)[:, None] * sv_l + cols[None, :] * sv_d, mask=valid[:, None], other=0.0)
-        main, extra = feature_maps(x, KERNEL, True, EW)
-        end = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
-        decay = rescale_factor(shift, end)
-        psi = tl.where(valid[:, None], scale_keys(main, end, LOG_DOMAIN), 0.0)
-        s = s * decay[:, None] + mm_f32(tl.trans(psi), values, DT, SPLIT, EXACT)
-        c = c * decay + tl.sum(psi, axis=0)
+        s = tl.zeros([R, DV], tl.float32)
+        c = tl.zeros([R], tl.float32)
+        shift = tl.full([R], NEG_INF, tl.float32)
+    for t in tl.range(0, n_chunks, num_stages=4):
+        slot_rows = (bh * n_chunks + t) * F + rows
+        chunk_s = tl.load(chunk_s_ptr + slot_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
+        chunk_c = tl.load(chunk_c_ptr + slot_rows, mask=inside, other=0.0)
+        chunk_max = tl.load(chunk_m_ptr + slot_rows, mask=inside, other=NEG_INF)
+        # the chunk's own state is replaced by the state entering it
+        tl.store(chunk_s_ptr + slot_rows[:, None] * DV + dv[None, :], s, mask=inside[:, None])
+        tl.store(chunk_c_ptr + slot_rows, c, mask=inside)
+        tl.store(chunk_shift_ptr + (bh * (n_chunks + 1) + t) * F + rows, shift, mask=inside)
+        end = tl.maximum(shift, chunk_max)
+        old_factor = rescale_factor(shift, end)
+        new_factor = rescale_factor(chunk_max, end)
+        s = s * old_factor[:, None] + chunk_s * new_factor[:, None]
+        c = c * old_factor + chunk_c * new_factor
         shift = end
-        if HAS_EXTRA:
-            tl.store(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], s_x)
-            tl.store(chunk_c_ptr + slot * FP + D + e, c_x, mask=writer & (e < EW))
-            tl.store(chunk_shift_ptr + shift_slot * FP + D + e, shift_x, mask=writer & (e < EW))
-            end_x = tl.maximum(shift_x, masked_rows_max(log_magnitude(extra, LOG_DOMAIN), valid))
-            decay_x = rescale_factor(shift_x, end_x)
-            psi_x = tl.where(valid[:, None], scale_keys(extra, end_x, LOG_DOMAIN), 0.0)
-            s_x = s_x * decay_x[:, None] + extra_outer(psi_x, values.to(tl.float32), EW)
-            c_x = c_x * decay_x + tl.sum(psi_x, axis=0)
-            shift_x = end_x
-    last_slot = bh.to(tl.int64) * (n_chunks + 1) + n_chunks
-    tl.store(chunk_shift_ptr + last_slot * FP + d, shift, mask=writer & (d < D))
-    tl.store(s_out_ptr + (state_row + d)[:, None] * DV + cols[None, :], s)
-    tl.store(c_out_ptr + state_row + d, c, mask=writer & (d < D))
-    tl.store(shift_out_ptr + state_row + d, shift, mask=writer & (d < D))
-    if HAS_EXTRA:
-        tl.store(chunk_shift_ptr + last_slot * FP + D + e, shift_x, mask=writer & (e < EW))
-        tl.store(s_out_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], s_x, mask=keep_x[:, None])
-        tl.store(c_out_ptr + state_row + D + e, c_x, mask=writer & keep_x)
-        tl.store(shift_out_ptr + state_row + D + e, shift_x, mask=writer & keep_x)
+    tl.store(chunk_shift_ptr + (bh * (n_chunks + 1) + n_chunks) * F + rows, shift, mask=inside)
+    tl.store(s_out_ptr + state_rows[:, None] * DV + dv[None, :], s, mask=inside[:, None])
+    tl.store(c_out_ptr + state_rows, c, mask=inside)
+    tl.store(shift_out_ptr + state_rows, shift, mask=inside)
 
 
 @triton.jit
@@ -256,9 +234,9 @@ def _chunk_output_kernel(
             den += tl.sum(phi_in_x * c_in_x[None, :], axis=1)
         weights = tl.where(causal, weights, 0.0)
         if SAVE_RESIDUAL:
-            num += mm_f32(weights, values, DT, SPLIT, EXACT)
+            num = mm_f32(weights, values, DT, SPLIT, EXACT, num)
         else:
-            num += mm(weights, values, DT)
+            num = mm(weights, values, DT, num)
         den += tl.sum(weights, axis=1)
         positive = den > 0
         y = tl.where(positive[:, None], num / tl.where(positive, den, 1.0)[:, None], 0.0)
@@ -272,72 +250,81 @@ def _chunk_output_kernel(
 
 
 @triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
-def _chunk_grad_state_kernel(
-    q_ptr, dy_ptr, lse_ptr, delta_ptr, chunk_shift_ptr, ds_final_ptr, dc_final_ptr,
-    chunk_g_ptr, chunk_gc_ptr, ds0_ptr, dc0_ptr,
+def _chunk_grad_delta_kernel(
+    q_ptr, dy_ptr, lse_ptr, delta_ptr, chunk_shift_ptr, chunk_g_ptr, chunk_gc_ptr,
     sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d,
     heads, length, n_chunks, scale,
-    D: tl.constexpr, DV: tl.constexpr, BV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
+    D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
     KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    HAS_FINAL_GRAD: tl.constexpr, WANT_INITIAL_GRAD: tl.constexpr, DT: tl.constexpr,
+    DT: tl.constexpr,
 ):  # fmt: skip
-    pid_v = tl.program_id(0)
+    # one program per (chunk, batch x head): the chunk's term phi_in^T [dy, -delta] at start_t
+    t = tl.program_id(0)
     bh = tl.program_id(1)
     batch, head = bh // heads, bh % heads
     d = tl.arange(0, D)
+    dv = tl.arange(0, DV)
     e = tl.arange(0, EW)
-    cols = pid_v * BV + tl.arange(0, BV)
     local = tl.arange(0, BT)
-    writer = pid_v == 0
-    keep_x = e < F - D
-    state_row = bh.to(tl.int64) * F
-    if HAS_FINAL_GRAD:
-        g = tl.load(ds_final_ptr + (state_row + d)[:, None] * DV + cols[None, :])
-        gc = tl.load(dc_final_ptr + state_row + d)
-        g_x = tl.load(ds_final_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], mask=keep_x[:, None], other=0.0)
-        gc_x = tl.load(dc_final_ptr + state_row + D + e, mask=keep_x, other=0.0)
-    else:
-        g = tl.zeros([D, BV], tl.float32)
-        gc = tl.zeros([D], tl.float32)
-        g_x = tl.zeros([EW, BV], tl.float32)
-        gc_x = tl.zeros([EW], tl.float32)
+    row0 = t * BT
+    valid = row0 + local < length
+    slot = bh.to(tl.int64) * n_chunks + t
+    shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
     g_base = dy_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
-    for step in range(0, n_chunks):
+    start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
+    lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=POS_INF)
+    delta = tl.load(delta_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=0.0)
+    dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
+    xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
+    fq, fq_x = feature_maps(xq, KERNEL, False, EW)
+    # normalised weights (about 1/L), split and scaled per feature by mm_f32 (float16 subnormals)
+    phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
+    g = mm_f32(tl.trans(phi_in), dy, DT, SPLIT, EXACT)
+    tl.store(chunk_g_ptr + (slot * FP + d)[:, None] * DV + dv[None, :], g)
+    tl.store(chunk_gc_ptr + slot * FP + d, -tl.sum(phi_in * delta[:, None], axis=0))
+    if HAS_EXTRA:
+        start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
+        phi_in_x = scale_queries(fq_x, start_x, lse, LOG_DOMAIN)
+        tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :],
+                 extra_outer(phi_in_x, dy.to(tl.float32), EW))  # fmt: skip
+        tl.store(chunk_gc_ptr + slot * FP + D + e, -tl.sum(phi_in_x * delta[:, None], axis=0))
+
+
+@triton.jit(do_not_specialize=["n_chunks"])
+def _chunk_grad_scan_kernel(
+    chunk_g_ptr, chunk_gc_ptr, chunk_shift_ptr, ds_final_ptr, dc_final_ptr, ds0_ptr, dc0_ptr, n_chunks,
+    DV: tl.constexpr, F: tl.constexpr, R: tl.constexpr,
+    HAS_FINAL_GRAD: tl.constexpr, WANT_INITIAL_GRAD: tl.constexpr,
+):  # fmt: skip
+    # one program per (block of R feature rows, batch x head), from the last chunk to the first
+    rows = tl.program_id(0) * R + tl.arange(0, R)
+    bh = tl.program_id(1).to(tl.int64)
+    inside = rows < F
+    dv = tl.arange(0, DV)
+    state_rows = bh * F + rows
+    if HAS_FINAL_GRAD:
+        g = tl.load(ds_final_ptr + state_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
+        gc = tl.load(dc_final_ptr + state_rows, mask=inside, other=0.0)
+    else:
+        g = tl.zeros([R, DV], tl.float32)
+        gc = tl.zeros([R], tl.float32)
+    for step in tl.range(0, n_chunks, num_stages=4):
         t = n_chunks - 1 - step
-        slot = bh.to(tl.int64) * n_chunks + t
-        shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
-        tl.store(chunk_g_ptr + (slot * FP + d)[:, None] * DV + cols[None, :], g)
-        tl.store(chunk_gc_ptr + slot * FP + d, gc, mask=writer & (d < D))
-        row0 = t * BT
-        valid = row0 + local < length
-        start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
-        end = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + d)
-        lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=POS_INF)
-        delta = tl.load(delta_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=0.0)
-        dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + cols[None, :] * sg_d, mask=valid[:, None], other=0.0)
-        xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
-        fq, fq_x = feature_maps(xq, KERNEL, False, EW)
-        # normalised weights (about 1/L), split and scaled per feature by mm_f32 (float16 subnormals)
-        phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
+        slot_rows = (bh * n_chunks + t) * F + rows
+        chunk_g = tl.load(chunk_g_ptr + slot_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
+        chunk_gc = tl.load(chunk_gc_ptr + slot_rows, mask=inside, other=0.0)
+        start = tl.load(chunk_shift_ptr + (bh * (n_chunks + 1) + t) * F + rows, mask=inside, other=0.0)
+        end = tl.load(chunk_shift_ptr + (bh * (n_chunks + 1) + t + 1) * F + rows, mask=inside, other=0.0)
+        # the chunk's own term is replaced by the gradient of the state entering it
+        tl.store(chunk_g_ptr + slot_rows[:, None] * DV + dv[None, :], g, mask=inside[:, None])
+        tl.store(chunk_gc_ptr + slot_rows, gc, mask=inside)
         decay = rescale_factor(start, end)
-        g = g * decay[:, None] + mm_f32(tl.trans(phi_in), dy, DT, SPLIT, EXACT)
-        gc = gc * decay - tl.sum(phi_in * delta[:, None], axis=0)
-        if HAS_EXTRA:
-            tl.store(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + cols[None, :], g_x)
-            tl.store(chunk_gc_ptr + slot * FP + D + e, gc_x, mask=writer & (e < EW))
-            start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
-            end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
-            phi_in_x = scale_queries(fq_x, start_x, lse, LOG_DOMAIN)
-            decay_x = rescale_factor(start_x, end_x)
-            g_x = g_x * decay_x[:, None] + extra_outer(phi_in_x, dy.to(tl.float32), EW)
-            gc_x = gc_x * decay_x - tl.sum(phi_in_x * delta[:, None], axis=0)
+        g = g * decay[:, None] + chunk_g
+        gc = gc * decay + chunk_gc
     if WANT_INITIAL_GRAD:
-        tl.store(ds0_ptr + (state_row + d)[:, None] * DV + cols[None, :], g)
-        tl.store(dc0_ptr + state_row + d, gc, mask=writer & (d < D))
-        if HAS_EXTRA:
-            tl.store(ds0_ptr + (state_row + D + e)[:, None] * DV + cols[None, :], g_x, mask=keep_x[:, None])
-            tl.store(dc0_ptr + state_row + D + e, gc_x, mask=writer & keep_x)
+        tl.store(ds0_ptr + state_rows[:, None] * DV + dv[None, :], g, mask=inside[:, None])
+        tl.store(dc0_ptr + state_rows, gc, mask=inside)
 
 
 @triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
@@ -400,7 +387,7 @@ def _chunk_grad_kernel(
             tl.store(dq_base + (row0 + i) * sdq_l + d * sdq_d, cast(grad_q * scale, dq_ptr.dtype.element_ty))
             grad_k += d_weight[:, None] * pair
             grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
-        grad_v += mm_f32(psi, g, DT, SPLIT, SPLIT)
+        grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, grad_v)
         grad_k += psi * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
         tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
                  cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
@@ -425,14 +412,13 @@ def _chunk_grad_kernel(
             weights += extra_pair(phi_hat_x, psi_x, EW)
         weights = tl.where(causal, weights, 0.0)
         d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
-        grad_v = mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT) + mm_f32(psi, g, DT, SPLIT, SPLIT)
+        grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT))
         grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, SPLIT, SPLIT)
         grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
             mm_f32(dy, tl.trans(s_in), DT, EXACT, SPLIT) - delta[:, None] * c_in[None, :]
         )
         grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-            mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND)
-            + mm_f32(values, tl.trans(g), DT, EXACT, SPLIT)
+            mm_f32(values, tl.trans(g), DT, EXACT, SPLIT, mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND))
             + gc[None, :]
         )
         grad_q_x = tl.zeros([BT, EW], tl.float32)
@@ -462,8 +448,49 @@ def _chunk_grad_kernel(
                  cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
 
 
-def _value_block(value_dim: int) -> int:
-    return min(value_dim, 32)
+def chunk_states(
+    k: Tensor,
+    v: Tensor,
+    initial_s: Tensor | None,
+    initial_c: Tensor | None,
+    initial_shift: Tensor | None,
+    kernel_id: int,
+    scale: float,
+) -> tuple[Tensor, ...]:
+    """The state entering every chunk and the final state (two launches: chunk states, scan).
+
+    Args:
+        k: ``(B, H, L, D)``; v: ``(B, H, L, Dv)``; initial_*, kernel_id, scale: as
+            :func:`causal_forward`.
+
+    Returns:
+        ``(chunk_s (B*H, NT, F, Dv), chunk_c (B*H, NT, F), chunk_shift (B*H, NT + 1, F), S, C,
+        shift)``, all float32: the state entering each chunk at shift ``chunk_shift[:, t]`` (the
+        last row is the final shift) and the final state in the layout of
+        :class:`~yolo_lat.ela.ELAState`.
+    """
+    batch, heads, length, head_dim = k.shape
+    value_dim = v.shape[-1]
+    features = feature_count(head_dim, kernel_id)
+    padded = padded_features(head_dim, kernel_id)
+    block_t = chunk_length(head_dim, value_dim)
+    n_chunks = triton.cdiv(length, block_t)
+    bh = batch * heads
+    kwargs = {"device": k.device, "dtype": torch.float32}
+    chunk_shift = empty(bh, n_chunks + 1, padded, **kwargs)
+    state_s = empty(batch, heads, features, value_dim, **kwargs)
+    state_c, state_shift = empty(batch, heads, features, **kwargs), empty(batch, heads, features, **kwargs)
+    has_initial = initial_s is not None
+    if has_initial:
+        initial_s, initial_c, initial_shift = (t.contiguous() for t in (initial_s, initial_c, initial_shift))
+    chunk_s, chunk_c, chunk_max = fold_key_slices(k, v, kernel_id, scale, block_t, block_t)
+    _chunk_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
+        chunk_s, chunk_c, chunk_max, chunk_shift, initial_s if has_initial else state_s,
+        initial_c if has_initial else state_c, initial_shift if has_initial else state_shift,
+        state_s, state_c, state_shift, n_chunks,
+        DV=value_dim, F=padded, R=SCAN_ROWS, HAS_INITIAL=has_initial, num_warps=launch_warps("_chunk_scan_kernel", 4),
+    )  # fmt: skip
+    return chunk_s, chunk_c, chunk_shift, state_s, state_c, state_shift
 
 
 def causal_forward(
@@ -500,43 +527,23 @@ def causal_forward(
     """
     batch, heads, length, head_dim = q.shape
     value_dim = v.shape[-1]
-    features = feature_count(head_dim, kernel_id)
     padded = padded_features(head_dim, kernel_id)
-    flags = _kernel_flags(kernel_id, head_dim)
-    dt = _TL_DTYPES[v.dtype]
     block_t = chunk_length(head_dim, value_dim)
     n_chunks = triton.cdiv(length, block_t)
     bh = batch * heads
-    device = q.device
-    f32 = torch.float32
-    chunk_s = empty(bh, n_chunks, padded, value_dim, device=device, dtype=f32)
-    chunk_c = empty(bh, n_chunks, padded, device=device, dtype=f32)
-    chunk_shift = empty(bh, n_chunks + 1, padded, device=device, dtype=f32)
-    state_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
-    state_c = empty(batch, heads, features, device=device, dtype=f32)
-    state_shift = empty(batch, heads, features, device=device, dtype=f32)
-    has_initial = initial_s is not None
-    if has_initial:
-        initial_s, initial_c, initial_shift = (t.contiguous() for t in (initial_s, initial_c, initial_shift))
-    block_v = _value_block(value_dim)
-    _chunk_state_kernel[(value_dim // block_v, bh)](
-        k, v, initial_s if has_initial else state_s, initial_c if has_initial else state_c,
-        initial_shift if has_initial else state_shift,
-        chunk_s, chunk_c, chunk_shift, state_s, state_c, state_shift,
-        *k.stride(), *v.stride(), heads, length, n_chunks, scale,
-        DV=value_dim, BV=block_v, F=features, FP=padded, BT=block_t, HAS_INITIAL=has_initial, DT=dt,
-        num_warps=launch_warps("_chunk_state_kernel", 4), **flags,
-    )  # fmt: skip
+    chunk_s, chunk_c, chunk_shift, state_s, state_c, state_shift = chunk_states(
+        k, v, initial_s, initial_c, initial_shift, kernel_id, scale
+    )
     out = like_layout(q, value_dim, v.dtype)
     residual = like_layout(q, value_dim, v.dtype) if save_residual else out.new_empty(0)
-    lse = empty(bh, length, device=device, dtype=f32)
+    lse = empty(bh, length, device=q.device, dtype=torch.float32)
     residual_strides = residual.stride() if save_residual else out.stride()
     _chunk_output_kernel[(n_chunks, bh)](
         q, k, v, chunk_s, chunk_c, chunk_shift, out, residual if save_residual else out, lse,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *residual_strides,
         heads, length, n_chunks, scale,
-        DV=value_dim, FP=padded, BT=block_t, SAVE_RESIDUAL=save_residual, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
-        num_warps=launch_warps("_chunk_output_kernel", 8), **flags,
+        DV=value_dim, FP=padded, BT=block_t, SAVE_RESIDUAL=save_residual, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype],
+        DT=_TL_DTYPES[v.dtype], num_warps=launch_warps("_chunk_output_kernel", 8), **_kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out, state_s, state_c, state_shift, lse, chunk_s, chunk_c, chunk_shift, residual
 
@@ -598,14 +605,16 @@ def causal_backward(
     if want_initial_grad:
         d_initial_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
         d_initial_c = empty(batch, heads, features, device=device, dtype=f32)
-    block_v = _value_block(value_dim)
-    _chunk_grad_state_kernel[(value_dim // block_v, bh)](
-        q, grad_out, lse, delta, chunk_shift, grad_s if has_final else chunk_g, grad_c if has_final else chunk_gc,
-        chunk_g, chunk_gc, d_initial_s if want_initial_grad else chunk_g,
-        d_initial_c if want_initial_grad else chunk_gc,
-        *q.stride(), *grad_out.stride(), heads, length, n_chunks, scale,
-        DV=value_dim, BV=block_v, F=features, FP=padded, BT=block_t, HAS_FINAL_GRAD=has_final,
-        WANT_INITIAL_GRAD=want_initial_grad, DT=dt, num_warps=launch_warps("_chunk_grad_state_kernel", 4), **flags,
+    _chunk_grad_delta_kernel[(n_chunks, bh)](
+        q, grad_out, lse, delta, chunk_shift, chunk_g, chunk_gc, *q.stride(), *grad_out.stride(),
+        heads, length, n_chunks, scale, DV=value_dim, FP=padded, BT=block_t, DT=dt,
+        num_warps=launch_warps("_chunk_grad_delta_kernel", _state_warps(head_dim, value_dim, v.dtype)), **flags,
+    )  # fmt: skip
+    _chunk_grad_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
+        chunk_g, chunk_gc, chunk_shift, grad_s if has_final else chunk_g, grad_c if has_final else chunk_gc,
+        d_initial_s if want_initial_grad else chunk_g, d_initial_c if want_initial_grad else chunk_gc, n_chunks,
+        DV=value_dim, F=padded, R=SCAN_ROWS, HAS_FINAL_GRAD=has_final, WANT_INITIAL_GRAD=want_initial_grad,
+        num_warps=launch_warps("_chunk_grad_scan_kernel", 4),
     )  # fmt: skip
     dq = like_layout(q, head_dim, q.dtype)
     dk = like_layout(k, head_dim, k.dtype)

@@ -20,7 +20,7 @@ import pytest
 import torch
 from conftest import rel_err
 
-from yolo_lat.cuda_ops import buffers, ela_dispatch, ela_step_fused
+from yolo_lat.cuda_ops import bidirectional, buffers, ela_dispatch, ela_step_fused
 from yolo_lat.cuda_ops import causal as causal_kernels
 from yolo_lat.cuda_ops import ops as _ops  # noqa: F401  (registers torch.ops.yolo_lat)
 from yolo_lat.ela import ELAState, ela_attention, ela_step, get_kernel, register_kernel, unregister_kernel
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy log(0
 
 
 def test_kernels_run_in_the_interpreter():
-    assert type(causal_kernels._chunk_state_kernel).__name__ == "InterpretedFunction", (
+    assert type(causal_kernels._chunk_scan_kernel).__name__ == "InterpretedFunction", (
         "yolo_lat.cuda_ops was imported before TRITON_INTERPRET=1 was set; these tests need the interpreter"
     )
 
@@ -114,6 +114,37 @@ def test_bidirectional_forward_backward_and_state(kernel, dtype):
     tensors = _inputs(1, 2, 21, 70, 16, 32, dtype)
     options = {"kernel": kernel, "scale": 16**-0.5, "return_state": True}
     _compare(_fused(**options), _torch_path(**options), tensors, dtype)
+
+
+@pytest.mark.parametrize("kernel", ["hadamard_exp", "modulated_dot"])
+def test_bidirectional_programs_that_run_several_tiles(monkeypatch, kernel):
+    """One program per multiprocessor (4 in the interpreter): the key slices, the readout and the
+    query-gradient slices each run several 64-row tiles per program, the last one partial."""
+    monkeypatch.setattr(bidirectional, "PROGRAMS_PER_SM", 1)
+    monkeypatch.setattr(bidirectional, "READOUT_PROGRAMS_PER_SM", 1)
+    cpu = torch.device("cpu")
+    assert bidirectional._slices(330, 2, cpu) == (2, 192), "precondition: 3 key tiles per slice"
+    assert bidirectional._slices(300, 2, cpu, 1) == (2, 192), "precondition: 3 query tiles per program"
+    tensors = _inputs(1, 2, 300, 330, 16, 32, torch.bfloat16)
+    options = {"kernel": kernel, "scale": 16**-0.5, "return_state": True}
+    _compare(_fused(**options), _torch_path(**options), tensors, torch.bfloat16)
+
+
+def test_bidirectional_float16_keys_far_below_their_maximum():
+    """One key per head 15 above the others (and a zero value): the others' features are about
+    e^-15 (3e-7), among float16's subnormals, and carry the whole output. The state keeps them
+    (fixed 2^14 scaling of unit-bounded key features): kernel/PyTorch error 1.06; with the
+    earlier per-feature scaling, which the outlier's own tile pins at 1, it was 2.82."""
+    torch.manual_seed(3)
+    q = torch.randn(1, 2, 300, 16).half()
+    k, v = torch.randn(1, 2, 300, 16), torch.randn(1, 2, 300, 16)
+    k[:, :, 0], v[:, :, 0] = 15.0, 0.0
+    k, v = k.half(), v.half()
+    reference = ela_attention(q.double(), k.double(), v.double(), scale=1.0)
+    baseline = ela_attention(q, k, v, scale=1.0)
+    with torch.no_grad():
+        out = _fused(kernel="hadamard_exp", scale=1.0)(q, k, v)
+    assert rel_err(out, reference) <= LOW_PRECISION_RATIO * rel_err(baseline, reference)
 
 
 def test_bidirectional_reads_channel_first_views_in_place():

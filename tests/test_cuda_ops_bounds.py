@@ -164,7 +164,7 @@ CONFIGS = [
 
 
 def test_interpreter_is_active():
-    assert type(causal._chunk_state_kernel).__name__ == "InterpretedFunction", (
+    assert type(causal._chunk_scan_kernel).__name__ == "InterpretedFunction", (
         "yolo_lat.cuda_ops was imported before TRITON_INTERPRET=1 was set; these tests need the interpreter"
     )
 
@@ -219,9 +219,9 @@ def test_causal_prefill_stays_in_bounds(guards, kernel, dim, value_dim, dtype):
         out, state = ela_dispatch(q, k, v, get_kernel(kernel), True, None, 0.3, True, initial, strict=True)
         loss = (out.double() * torch.randn(out.shape, dtype=torch.float64)).sum() + state.S.sum() + state.C.sum()
         grads = torch.autograd.grad(loss, (q, k, v, s0, c0))
-    assert {"_chunk_state_kernel", "_chunk_output_kernel", "_chunk_grad_state_kernel", "_chunk_grad_kernel"} <= set(
-        launches
-    )
+    causal_launches = {"_state_partial_kernel", "_chunk_scan_kernel", "_chunk_output_kernel"}
+    causal_launches |= {"_chunk_grad_delta_kernel", "_chunk_grad_scan_kernel", "_chunk_grad_kernel"}
+    assert causal_launches <= set(launches)
     guards.check()
     _finite({"out": out, "S": state.S, "C": state.C, **dict(zip(("dq", "dk", "dv", "dS0", "dC0"), grads))})
     start64 = ELAState(start.S.double(), start.C.double(), start.shift.double(), kernel, start.tokens)

@@ -5,6 +5,7 @@ Runs without the Triton interpreter (the compile check needs real JIT functions)
 that imports yolo_lat.cuda_ops does it in a subprocess.
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -163,6 +164,41 @@ def test_gpu_check_isolates_crashing_cases(tmp_path):
     summary = record["summary"]
     assert (summary["passed"], summary["crash"], summary["not_run"], summary["worker_starts"]) == (4, 2, 0, 3)
     assert result.stdout.count("FAIL[crash]") == 2
+
+
+@pytest.mark.slow
+def test_gpu_bench_times_every_stage_and_setting(tmp_path):
+    """benchmarks/gpu_bench.py (CPU smoke mode, kernels in the interpreter): the per-launch stage
+    rows and the settings sweep call the kernels' real entry points, so a renamed stage function
+    or tuning constant fails here and not on the GPU, where the run is short and costly."""
+    out = tmp_path / "bench.json"
+    environment = {**os.environ, "TRITON_INTERPRET": "1"}
+    args = [sys.executable, "benchmarks/gpu_bench.py", "--part", "ours", "--smoke", "--sections", "stages,tuning"]
+    result = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                            env=environment)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r for r in rows if "ms" not in r] == [], "every row timed"
+    stages = {(r["section"], r["impl"]) for r in rows if r["section"].endswith("stages")}
+    assert stages == {
+        ("bidirectional fwd stages", "1 key slices"),
+        ("bidirectional fwd stages", "2 combine"),
+        ("bidirectional fwd stages", "3 readout"),
+        ("causal fwd stages", "1 chunk states"),
+        ("causal fwd stages", "1+2 and scan"),
+        ("causal fwd stages", "1+2+3 and outputs"),
+    }
+    swept = {r["impl"] for r in rows if r["section"].startswith("tuning")}
+    from_table = {f"{name}={value}" for _, _, name, values in _bench_tuning() for value in values}
+    assert swept == from_table and len(swept) == 18
+
+
+def _bench_tuning():
+    """``TUNING`` of benchmarks/gpu_bench.py, read from its source (importing it would swap in a
+    checkout ``yolo_lat`` for the rest of this process)."""
+    tree = ast.parse((ROOT / "benchmarks" / "gpu_bench.py").read_text())
+    (value,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "TUNING"]
+    return ast.literal_eval(value)
 
 
 _AOT_COMPILE = r"""
