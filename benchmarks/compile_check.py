@@ -131,7 +131,7 @@ def ir_report(kernel) -> str:
 
 def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: int) -> dict:
     """The launches of every fused operation for one configuration, as zero-argument callables."""
-    from yolo_lat.cuda_ops.bidirectional import bidirectional_backward, bidirectional_forward
+    from yolo_lat.cuda_ops.bidirectional import attend_short, bidirectional_backward, bidirectional_forward
     from yolo_lat.cuda_ops.buffers import feature_count
     from yolo_lat.cuda_ops.causal import causal_backward, causal_forward
     from yolo_lat.cuda_ops.decode import decode_step
@@ -152,6 +152,7 @@ def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: in
 
     return {
         "bidirectional forward": lambda: bidirectional_forward(q, k, v, kernel_id, 0.1),
+        "bidirectional inference (one launch)": lambda: attend_short(q, k, v, kernel_id, 0.1),
         "bidirectional backward": lambda: bidirectional_backward(
             v.clone(), None, None, q, k, v, s, c, shift, kernel_id, 0.1
         ),

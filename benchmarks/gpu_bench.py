@@ -8,7 +8,8 @@ Parts (``--part``):
 
 * ``ours``: bidirectional forward (L = 1k .. 256k, eager and CUDA-graph replay), bidirectional
   forward + backward, the channel-first vision layout, causal forward and forward + backward,
-  the decode step (eager and graph replay, two context lengths), each launch of the forwards
+  the output-only forward in one launch and in three (up to 4k), the decode step (eager and graph
+  replay, two context lengths), each launch of the forwards
   timed on its own (stages), a small sweep of launch settings (programs per multiprocessor,
   warps, scan rows); against plain-PyTorch ELA (``YOLO_LAT_KERNELS=torch``) and torch SDPA
   (FlashAttention).
@@ -47,6 +48,7 @@ SWEEP_LENGTHS = {"bidirectional": 65536, "causal": 65536}
 STAGE_LENGTHS = (16384, 65536, 262144)
 TORCH_CAUSAL_MAX = 16384  # the PyTorch causal path loops over chunks in Python: slow beyond this
 GRAPH_MAX = 16384  # CUDA-graph replay rows (launch overhead matters at short lengths)
+SHORT_COMPARE_MAX = 4096  # one-launch vs three-launch rows up to this length
 #: "cuda"; ``--smoke`` runs the plumbing on the CPU at tiny sizes (rows needing CUDA record errors).
 DEVICE = "cuda"
 
@@ -176,6 +178,12 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
             rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, flops=ela_flops)
             if length <= GRAPH_MAX:
                 rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, graph=True)
+        if length <= SHORT_COMPARE_MAX:  # the output-only forward in one launch or three, side by side
+            for impl, short_keys in (("fused 1 launch", length), ("fused 3 launches", 0)):
+                with kernels_env("triton"), _short_keys(short_keys):
+                    for graph in (False, True):
+                        rows.add("bidirectional forward", impl, length, _call(_ela, q, k, v), bytes_moved=io,
+                                 graph=graph)  # fmt: skip
         with kernels_env("torch"):
             rows.add("bidirectional forward", "torch ELA", length, _call(_ela, q, k, v), bytes_moved=io)
         rows.add("bidirectional forward", "SDPA flash", length, _call(_sdpa, q, k, v), bytes_moved=io, flops=sdpa_flops)
@@ -191,6 +199,19 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
                          grad_to_none=[q, k, v])  # fmt: skip
         rows.add("bidirectional fwd+bwd", "SDPA flash", length, _train(_sdpa, grad, q, k, v), bytes_moved=io,
                  grad_to_none=[q, k, v])  # fmt: skip
+
+
+@contextlib.contextmanager
+def _short_keys(value: int):
+    """Route output-only forwards of up to ``value`` keys to the one-launch kernel."""
+    from yolo_lat.cuda_ops import bidirectional
+
+    saved = bidirectional.SHORT_KEYS
+    bidirectional.SHORT_KEYS = value
+    try:
+        yield
+    finally:
+        bidirectional.SHORT_KEYS = saved
 
 
 def _vision_rows(rows: Rows) -> None:
@@ -299,6 +320,7 @@ TUNING = (
     ("bidirectional", "bidirectional", "READOUT_PROGRAMS_PER_SM", (2, 4, 8)),
     ("bidirectional", "warps", "_state_partial_kernel", (4, 8)),
     ("bidirectional", "warps", "_readout_kernel", (4, 8)),
+    ("bidirectional training", "bidirectional", "QUERY_GRAD_PROGRAMS_PER_SM", (1, 2)),
     ("causal", "causal", "SCAN_ROWS", (2, 4, 8)),
     ("causal", "warps", "_chunk_output_kernel", (4, 8)),
     ("causal training", "warps", "_chunk_grad_kernel", (4, 8)),
@@ -315,7 +337,7 @@ def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
         if time.perf_counter() > deadline:
             print(json.dumps({"skipped": f"tuning of {name} (time budget)"}), flush=True)
             continue
-        causal, training = mode.startswith("causal"), mode == "causal training"
+        causal, training = mode.startswith("causal"), mode.endswith("training")
         length = SWEEP_LENGTHS["causal" if causal else "bidirectional"]
         q, k, v = _qkv(length, dtype, requires_grad=training)
         grad = q.detach().clone().normal_()
@@ -549,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         global DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX, DECODE_CONTEXTS, SWEEP_LENGTHS
         global STAGE_LENGTHS
         DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX = "cpu", (64, 128), (64, 128), 64
+        # (SHORT_COMPARE_MAX stays: the smoke lengths are below it)
         DECODE_CONTEXTS, SWEEP_LENGTHS = (16, 32), {"bidirectional": 64, "causal": 64}
         STAGE_LENGTHS = (128,)
     if args.part == "ours":

@@ -5,12 +5,12 @@ embeds one compiled kernel in the engine and launches it itself, so an engine wi
 ``yolo_lat::ELA`` nodes runs without Python or PyTorch. That interface allows a single launch
 whose arguments are the input pointers, then int32 scalars, then the output pointers, over
 contiguous tensors. :func:`bidirectional_forward` of :mod:`.bidirectional` needs three launches
-(split-key partial states, combine, readout), so this module has its own kernel: each program
-folds *all* keys of its (batch, head) into a state (:func:`~.bidirectional.fold_keys`, the same
-online per-feature shift) and reads it out for one tile of queries
-(:func:`~.bidirectional.read_state`). Programs of one head re-read that head's keys and values
-(from L2 for the vision blocks' sizes): simpler and slower than the three-launch path, which the
-PyTorch side keeps using. The scale is compiled in (TensorRT passes only int32 scalars).
+(split-key partial states, combine, readout), so this module's kernel is the one-launch form
+(:func:`~.bidirectional.attend_tile`, which the PyTorch side also runs for short key sequences):
+each program folds *all* keys of its (batch, head) into a state (the same online per-feature
+shift) and reads it out for one tile of queries. Programs of one head re-read that head's keys
+and values (from L2 for the vision blocks' sizes). The scale is compiled in (TensorRT passes only
+int32 scalars).
 
 Example:
     >>> kernel = compile_for_tensorrt(0, "fp16", 32, 32, scale=32**-0.5)  # doctest: +SKIP
@@ -28,8 +28,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import cast
-from .bidirectional import _TL_DTYPES, _kernel_flags, fold_keys, read_state
+from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, attend_tile
 from .buffers import empty
 from .dispatch import SUPPORTED_DIMS
 from .ops import KERNEL_IDS
@@ -50,24 +49,17 @@ def _single_launch_kernel(
     LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr, DT: tl.constexpr,
 ):  # fmt: skip
     # contiguous (B, H, L, D) tensors: one (batch, head) is a block of L rows, bh = b * H + h
-    tile = tl.program_id(0)
     bh = tl.program_id(1).to(tl.int64)
-    s, c, shift, s_x, c_x, shift_x = fold_keys(
-        k_ptr + bh * length_k * D, v_ptr + bh * length_k * DV, D, 1, DV, 1, 0, length_k, SCALE,
+    attend_tile(
+        q_ptr + bh * length_q * D, k_ptr + bh * length_k * D, v_ptr + bh * length_k * DV, out_ptr + bh * length_q * DV,
+        D, 1, D, 1, DV, 1, DV, 1, tl.program_id(0), length_q, length_k, SCALE,
         D, DV, BL, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT,
     )  # fmt: skip
-    rows = tile * BL + tl.arange(0, BL)
-    valid = rows < length_q
-    out = read_state(q_ptr + bh * length_q * D, rows, valid, D, 1, SCALE, s, c, shift, s_x, c_x, shift_x,
-                     D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
-    dv = tl.arange(0, DV)
-    out_base = out_ptr + bh * length_q * DV
-    tl.store(out_base + rows[:, None] * DV + dv[None, :], cast(out, out_ptr.dtype.element_ty), mask=valid[:, None])
 
 
-def warps_for(head_dim: int, value_dim: int) -> int:
-    """Warps per program: 8 once the float32 state tile reaches 64 x 64 (fewer spill registers)."""
-    return 8 if head_dim * value_dim >= 4096 else 4
+def warps_for(head_dim: int, value_dim: int, dtype: torch.dtype) -> int:
+    """Warps per program: those of the key pass it runs (:func:`~.bidirectional._state_warps`)."""
+    return _state_warps(head_dim, value_dim, dtype)
 
 
 def _constants(kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale: float) -> dict:
@@ -100,7 +92,7 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
     out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
     if out.numel():
         grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
-        warps = warps_for(head_dim, v.shape[-1])
+        warps = warps_for(head_dim, v.shape[-1], v.dtype)
         _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, num_warps=warps)
     return out
 
@@ -149,7 +141,7 @@ def compile_for_tensorrt(
         **{name: "constexpr" for name in constants},
     }
     source = ASTSource(fn=_single_launch_kernel, signature=signature, constexprs=constants)
-    options = {"num_warps": warps_for(head_dim, value_dim)}
+    options = {"num_warps": warps_for(head_dim, value_dim, DTYPES[dtype])}
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
     own_args = sum(1 for kind in signature.values() if kind != "constexpr")
     return AOTKernel(

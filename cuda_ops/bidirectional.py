@@ -59,13 +59,20 @@ from .buffers import empty, feature_count, like_layout, padded_features
 BLOCK_ROWS = 64
 #: Feature rows per program when combining partial states (the last block is masked at F).
 COMBINE_ROWS = 16
-#: Programs per multiprocessor aimed at by the split passes over keys (forward) and queries
-#: (backward): as many as fit at once (bfloat16, D = Dv = 64, 4 warps: 144 registers a thread,
-#: 48 KiB of shared memory, so 3 fit; more would wait for a second wave).
+#: Programs per multiprocessor aimed at by the forward's pass over key slices: as many as fit at
+#: once (bfloat16, D = Dv = 64, 4 warps: 144 registers a thread, 48 KiB of shared memory, so 3
+#: fit; more would wait for a second wave).
 PROGRAMS_PER_SM = 3
 #: Programs per multiprocessor aimed at by the readout; each loads the state once and reads it
-#: out for a run of query tiles (80 registers, 40 KiB: 5 fit).
+#: out for a run of query tiles (126 registers, 32 KiB: 4 fit).
 READOUT_PROGRAMS_PER_SM = 4
+#: Longest key sequence for which an output-only forward takes one launch (:func:`attend_short`)
+#: instead of three: at 1k keys on an H200 the three launches took 27 us of GPU time with CUDA
+#: graphs and 92 us eager (CPU-bound), SDPA 21 and 39 us. Set without a GPU; gpu_bench.py times both.
+SHORT_KEYS = 1024
+#: Programs per multiprocessor aimed at by the backward's query pass: 8 warps (4 would spill) of
+#: 219 registers, so one fits; more would only add partial gradients to sum.
+QUERY_GRAD_PROGRAMS_PER_SM = 1
 
 
 @functools.cache
@@ -293,6 +300,45 @@ def _readout_kernel(
                  mask=valid[:, None])  # fmt: skip
 
 
+@triton.jit
+def attend_tile(q_base, k_base, v_base, out_base, sq_l, sq_d, sk_l, sk_d, sv_l, sv_d, so_l, so_d,
+                tile, length_q, length_k, scale,
+                D: tl.constexpr, DV: tl.constexpr, BL: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr,
+                HAS_EXTRA: tl.constexpr, EW: tl.constexpr, DT: tl.constexpr):  # fmt: skip
+    """Outputs of query tile ``tile`` of one (batch, head): fold all ``length_k`` keys into a
+    state, read it out, store (the whole forward in one program; programs of a head re-read its
+    keys, from L2 for short sequences)."""
+    s, c, shift, s_x, c_x, shift_x = fold_keys(
+        k_base, v_base, sk_l, sk_d, sv_l, sv_d, 0, length_k, scale, D, DV, BL, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT
+    )
+    rows = tile * BL + tl.arange(0, BL)
+    valid = rows < length_q
+    out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+                     D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
+    dv = tl.arange(0, DV)
+    tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_base.dtype.element_ty),
+             mask=valid[:, None])  # fmt: skip
+
+
+@triton.jit(do_not_specialize=["heads", "length_q", "length_k"])
+def _short_kernel(
+    q_ptr, k_ptr, v_ptr, out_ptr,
+    sq_b, sq_h, sq_l, sq_d, sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d, so_b, so_h, so_l, so_d,
+    heads, length_q, length_k, scale,
+    D: tl.constexpr, DV: tl.constexpr, BL: tl.constexpr,
+    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
+    DT: tl.constexpr,
+):  # fmt: skip
+    tile = tl.program_id(0)
+    bh = tl.program_id(1)
+    batch, head = (bh // heads).to(tl.int64), (bh % heads).to(tl.int64)
+    attend_tile(
+        q_ptr + batch * sq_b + head * sq_h, k_ptr + batch * sk_b + head * sk_h, v_ptr + batch * sv_b + head * sv_h,
+        out_ptr + batch * so_b + head * so_h, sq_l, sq_d, sk_l, sk_d, sv_l, sv_d, so_l, so_d,
+        tile, length_q, length_k, scale, D, DV, BL, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT,
+    )  # fmt: skip
+
+
 @triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
 def _query_grad_kernel(
     q_ptr, dout_ptr, s_ptr, c_ptr, shift_ptr, dq_ptr, part_g_ptr, part_gc_ptr,
@@ -497,6 +543,30 @@ def read_out(q: Tensor, state_s: Tensor, state_c: Tensor, state_shift: Tensor, k
     return out
 
 
+def attend_short(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) -> Tensor:
+    """Outputs ``(B, H, Lq, Dv)`` in v's dtype in one launch (no state): each program folds all
+    keys of its head, then reads out one tile of queries. Meant for short key sequences (see
+    :data:`SHORT_KEYS`), where one launch instead of three saves more than the re-reads cost."""
+    batch, heads, length_q, head_dim = q.shape
+    value_dim = v.shape[-1]
+    out = like_layout(q, value_dim, v.dtype)
+    _short_kernel[(triton.cdiv(length_q, BLOCK_ROWS), batch * heads)](
+        q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(), heads, length_q, k.shape[2], scale,
+        DV=value_dim, BL=BLOCK_ROWS, DT=_TL_DTYPES[v.dtype],
+        num_warps=launch_warps("_short_kernel", _state_warps(head_dim, value_dim, v.dtype)),
+        **_kernel_flags(kernel_id, head_dim),
+    )  # fmt: skip
+    return out
+
+
+def bidirectional_output(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) -> Tensor:
+    """Outputs only (inference): :func:`attend_short` up to :data:`SHORT_KEYS` keys, else the
+    three launches of :func:`bidirectional_forward` without returning the state."""
+    if k.shape[2] <= SHORT_KEYS:
+        return attend_short(q, k, v, kernel_id, scale)
+    return bidirectional_forward(q, k, v, kernel_id, scale)[0]
+
+
 def bidirectional_forward(
     q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -557,7 +627,7 @@ def bidirectional_backward(
     dt = _TL_DTYPES[v.dtype]
     heavy = 8 if head_dim * value_dim >= 4096 else 4
     device = q.device
-    n_parts, rows = _slices(length_q, batch * heads, q.device)
+    n_parts, rows = _slices(length_q, batch * heads, q.device, QUERY_GRAD_PROGRAMS_PER_SM)
     part_g = empty(batch * heads, n_parts, padded, value_dim, device=device, dtype=torch.float32)
     part_gc = empty(batch * heads, n_parts, padded, device=device, dtype=torch.float32)
     dq = like_layout(q, head_dim, q.dtype)

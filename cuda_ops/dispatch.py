@@ -16,7 +16,7 @@ from torch import Tensor
 from yolo_lat.ela import kernels as _kernels
 from yolo_lat.ela.recurrent import ELAState
 
-from .bidirectional import bidirectional_forward
+from .bidirectional import bidirectional_forward, bidirectional_output
 from .causal import causal_forward
 from .decode import decode_step
 from .ops import KERNEL_IDS, ela_bidirectional, ela_causal, ela_decode_step
@@ -190,6 +190,8 @@ def ela_dispatch(
         result = launch(q, k, v, *initial, kernel_id, factor, save_residual)
         out, state_s, state_c, state_shift = result[:4]
         tokens = q.shape[2] + (0 if initial_state is None else initial_state.tokens)
+    elif not return_state and _direct(q, k, v):
+        return bidirectional_output(q, k, v, kernel_id, factor)
     else:
         launch = bidirectional_forward if _direct(q, k, v) else ela_bidirectional
         out, state_s, state_c, state_shift = launch(q, k, v, kernel_id, factor)

@@ -130,6 +130,28 @@ def test_bidirectional_programs_that_run_several_tiles(monkeypatch, kernel):
     _compare(_fused(**options), _torch_path(**options), tensors, torch.bfloat16)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_output_only_forward_takes_one_launch_for_short_keys(monkeypatch, kernel):
+    """Inference without a state: one launch (each program folds every key of its head) up to
+    SHORT_KEYS keys, the three launches beyond; channel-first inputs read in place either way."""
+    calls = []
+    for name in ("attend_short", "bidirectional_forward"):
+        original = getattr(bidirectional, name)
+        monkeypatch.setattr(bidirectional, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    monkeypatch.setattr(bidirectional, "SHORT_KEYS", 80)
+    heads, dim = 2, 16
+    for keys, expected in ((80, "attend_short"), (81, "bidirectional_forward")):
+        feature_map = torch.randn(1, 3 * heads * dim, 1, keys).to(torch.bfloat16)
+        q, k, v = feature_map.view(1, 3, heads, dim, keys).transpose(-1, -2).unbind(1)
+        calls.clear()
+        with torch.no_grad():
+            out = _fused(kernel=kernel, scale=dim**-0.5)(q, k, v)
+        assert calls == [expected] and out.stride(-2) == 1
+        reference = ela_attention(q.double(), k.double(), v.double(), kernel=kernel, scale=dim**-0.5)
+        baseline = ela_attention(q, k, v, kernel=kernel, scale=dim**-0.5)
+        assert rel_err(out, reference) <= LOW_PRECISION_RATIO * rel_err(baseline, reference), keys
+
+
 def test_bidirectional_float16_keys_far_below_their_maximum():
     """One key per head 15 above the others (and a zero value): the others' features are about
     e^-15 (3e-7), among float16's subnormals, and carry the whole output. The state keeps them

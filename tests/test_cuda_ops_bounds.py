@@ -206,6 +206,21 @@ def test_channel_first_views_stay_in_bounds(guards, kernel, dim):
 
 
 @pytest.mark.parametrize(("kernel", "dim", "value_dim", "dtype"), CONFIGS)
+def test_one_launch_inference_stays_in_bounds(guards, kernel, dim, value_dim, dtype):
+    """Output only, no gradients (Lq=37, Lk=70: partial tiles): the one-launch forward."""
+    torch.manual_seed(3)
+    raw = [torch.randn(1, 2, length, d).to(dtype) for length, d in ((37, dim), (70, dim), (70, value_dim))]
+    q, k, v = (guards.tensor(t, name) for t, name in zip(raw, "qkv"))
+    with address_checked() as launches, torch.no_grad():
+        out = ela_dispatch(q, k, v, get_kernel(kernel), False, None, dim**-0.5, False, None, strict=True)
+    assert set(launches) == {"_short_kernel"}
+    guards.check()
+    _finite({"out": out})
+    reference = ela_attention(*(t.double() for t in raw), kernel=kernel, scale=dim**-0.5)
+    assert rel_err(out, reference) <= CLOSE
+
+
+@pytest.mark.parametrize(("kernel", "dim", "value_dim", "dtype"), CONFIGS)
 def test_causal_prefill_stays_in_bounds(guards, kernel, dim, value_dim, dtype):
     """L=67 (a partial last chunk), from an initial state, gradients to inputs and both states."""
     torch.manual_seed(2)

@@ -125,7 +125,7 @@ def test_kernels_compile_for_hopper_with_the_same_tensor_core_products():
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     operations = {key.split("|")[1] for key in report}
-    assert len(operations) == 6, operations
+    assert len(operations) == 7, operations
     hadamard = {key.split("|", 1)[1]: shapes for key, shapes in report.items() if key.startswith("0|")}
     linear = {key.split("|", 1)[1]: shapes for key, shapes in report.items() if key.startswith("3|")}
     assert hadamard.keys() == linear.keys()
@@ -190,7 +190,7 @@ def test_gpu_bench_times_every_stage_and_setting(tmp_path):
     }
     swept = {r["impl"] for r in rows if r["section"].startswith("tuning")}
     from_table = {f"{name}={value}" for _, _, name, values in _bench_tuning() for value in values}
-    assert swept == from_table and len(swept) == 18
+    assert swept == from_table and len(swept) == 20
 
 
 def _bench_tuning():
@@ -235,4 +235,4 @@ def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
         assert entry["entry"] == entry["name"] == "_single_launch_kernel", key
         assert entry["params"] == 6, (key, entry)
         assert entry["ptxas"] == 0, (key, entry["ptxas_err"])
-    assert report["3|bf16|64"]["warps"] == 8 and report["0|fp16|32"]["warps"] == 4
+    assert report["3|bf16|64"]["warps"] == report["0|fp16|32"]["warps"] == 4 and report["2|fp32|16"]["warps"] == 8
