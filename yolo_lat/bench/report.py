@@ -44,14 +44,23 @@ def _kind(record: dict[str, Any]) -> str:
     return "unknown"
 
 
+def _is_sweep(section: str) -> bool:
+    """Rows of a launch-settings sweep ("tuning ...", formerly "warps sweep")."""
+    return section.startswith("tuning") or "warps" in section
+
+
 def _kernels(record: dict[str, Any]) -> str:
-    rows = [*record["rows"], *record.get("fla_rows", [])]
+    rows = [r for r in [*record["rows"], *record.get("fla_rows", [])] if "ms" in r]
     body = [
         [r["section"], r["impl"], r["L"], "yes" if r.get("graph") else "", f"{r['ms']:.4f}", r.get("pct_of_copy", "")]
         for r in rows
-        if "ms" in r and "warps" not in r["section"]
+        if not _is_sweep(r["section"])
     ]
     table = timing.format_table(["section", "implementation", "L", "CUDA graph", "ms (median)", "% of copy BW"], body)
+    sweep = [[r["section"], r["impl"], r["L"], f"{r['ms']:.4f}"] for r in rows if _is_sweep(r["section"])]
+    if sweep:
+        settings = timing.format_table(["sweep", "setting", "L", "ms (median)"], sweep)
+        table += f"\n\nLaunch settings (the whole operation timed with one setting changed):\n\n{settings}"
     targets = "\n".join(f"- {name}: {json.dumps(value)}" for name, value in record["targets"].items())
     head = (
         f"{record['device']}, torch {record['torch']}, Triton {record['triton']}, measured copy bandwidth "
@@ -98,26 +107,32 @@ def render(record: dict[str, Any]) -> str:
 
 #: Section order, heading and the command that produced each committed file.
 SECTIONS = {
-    "models_gpu.json": ("Detectors on an H200 (fused ELA kernels)", "OUT=... bash benchmarks/device_run.sh (step 3)"),
+    "models_gpu.json": (
+        "Detectors on an H200 (fused ELA kernels)",
+        "OUT=... bash benchmarks/device_run.sh (detectors step)",
+    ),
     "models_gpu_torch.json": (
         "Detectors on an H200 (plain-PyTorch ELA, YOLO_LAT_KERNELS=torch)",
-        "OUT=... bash benchmarks/device_run.sh (step 5)",
+        "OUT=... bash benchmarks/device_run.sh (plain-PyTorch detectors step)",
     ),
     "models_cpu.json": (
         "Detectors on a 2-core CPU (PyTorch and ONNX Runtime)",
         "yolo-lat benchmark models=yolo-lat-n,yolo12n,yolo26n,yolo-lat-pico imgsz=320,640 formats=pytorch,onnx "
         "budget=15 runs=200 project=benchmarks/results name=models_cpu",
     ),
-    "gpu_bench.json": ("Fused ELA kernels on an H200", "OUT=... bash benchmarks/device_run.sh (steps 2 and 4)"),
+    "gpu_bench.json": (
+        "Fused ELA kernels on an H200",
+        "OUT=... bash benchmarks/device_run.sh (kernel speed and fla steps)",
+    ),
     "gpu_check.json": (
         "Fused ELA kernels: correctness on an H200 (the first run, before the fixes in benchmarks/NOTES.md)",
-        "OUT=... bash benchmarks/device_run.sh (step 1)",
+        "OUT=... bash benchmarks/device_run.sh (correctness step)",
     ),
     "attention_cpu.json": (
         "ELA vs naive vs softmax SDPA on a 2-core CPU",
         "yolo-lat benchmark attention out=benchmarks/results/attention_cpu.json",
     ),
-    "decode_gpu.json": ("Text decoding on an H200", "OUT=... bash benchmarks/device_run.sh (step 6)"),
+    "decode_gpu.json": ("Text decoding on an H200", "OUT=... bash benchmarks/device_run.sh (text decode step)"),
     "decode_cpu.json": (
         "Text decoding on a 2-core CPU",
         "yolo-lat benchmark decode contexts=1024,4096,16384,65536,131072 out=benchmarks/results/decode_cpu.json",
