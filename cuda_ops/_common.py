@@ -104,6 +104,25 @@ def power_of_two_scale(x, axis: tl.constexpr):
 
 
 @triton.jit
+def state_operand(s, DT: tl.constexpr):
+    """A float32 state ``s`` (F, N) as the second operand of a product in ``DT``: ``(rounded,
+    column scale)``; divide the product's columns by the scale.
+
+    A state sums up to L key terms, so in float16 a column can pass its largest value, 65504 (then
+    outputs were inf): a column whose largest magnitude reaches 2^15 is scaled down by a power of
+    two first (exact), so that it peaks in ``[2^14, 2^15)``. Smaller columns keep scale 1 (and
+    their absolute precision); in bfloat16 and float32 the scale is 1.
+    """
+    if DT == tl.float16:  # noqa: SIM300
+        top = tl.max(tl.abs(s), axis=0)
+        exponent = tl.maximum(tl.floor(tl.log2(tl.where(top > 0, top, 1.0))) - 14.0, 0.0)
+        column_scale = tl.exp2(-exponent)
+    else:
+        column_scale = tl.full([s.shape[1]], 1.0, tl.float32)
+    return cast(s * column_scale[None, :], DT), column_scale
+
+
+@triton.jit
 def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr, acc=None):
     """``a @ b`` (``+ acc``) on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
 

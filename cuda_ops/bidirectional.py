@@ -52,6 +52,7 @@ from ._common import (
     rescale_factor,
     scale_keys,
     scale_queries,
+    state_operand,
 )
 from .buffers import empty, feature_count, like_layout, padded_features
 
@@ -64,7 +65,7 @@ COMBINE_ROWS = 16
 #: fit; more would wait for a second wave).
 PROGRAMS_PER_SM = 3
 #: Programs per multiprocessor aimed at by the readout; each loads the state once and reads it
-#: out for a run of query tiles (126 registers, 32 KiB: 4 fit).
+#: out for a run of query tiles (bfloat16: 126 registers, 32 KiB, so 4 fit; float16: 166, 3 fit).
 READOUT_PROGRAMS_PER_SM = 4
 #: Longest key sequence for which an output-only forward takes one launch (:func:`attend_short`)
 #: instead of three: at 1k keys on an H200 the three launches took 27 us of GPU time with CUDA
@@ -252,16 +253,17 @@ def _query_features(q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x,
 
 
 @triton.jit
-def read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+def read_state(q_base, rows, valid, sq_l, sq_d, scale, s_op, s_scale, c, shift, s_x, c_x, shift_x,
                D: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr,
                EW: tl.constexpr, DT: tl.constexpr):  # fmt: skip
     """Outputs ``(rows, DV)`` in float32 of a tile of queries against a state (rows with no
-    positively weighted key are 0, as ``guarded_divide``)."""
+    positively weighted key are 0, as ``guarded_divide``); ``s_op, s_scale`` are the state's
+    main rows as :func:`~._common.state_operand` returns them."""
     _, main, extra, log_norm = _query_features(
         q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
     )
     phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
-    num = mm(phi, s, DT)
+    num = mm(phi, s_op, DT) / s_scale[None, :]
     den = tl.sum(phi * c[None, :], axis=1)
     if HAS_EXTRA:
         phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
@@ -286,7 +288,7 @@ def _readout_kernel(
     batch, head = bh // heads, bh % heads
     dv = tl.arange(0, DV)
     s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
-    s = cast(s, DT)
+    s_op, s_scale = state_operand(s, DT)
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
     out_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
     start = part * rows_per_part
@@ -294,7 +296,7 @@ def _readout_kernel(
     for row0 in range(start, stop, BL):
         rows = row0 + tl.arange(0, BL)
         valid = rows < stop
-        out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+        out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s_op, s_scale, c, shift, s_x, c_x, shift_x,
                          D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
         tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_ptr.dtype.element_ty),
                  mask=valid[:, None])  # fmt: skip
@@ -313,7 +315,8 @@ def attend_tile(q_base, k_base, v_base, out_base, sq_l, sq_d, sk_l, sk_d, sv_l, 
     )
     rows = tile * BL + tl.arange(0, BL)
     valid = rows < length_q
-    out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s, c, shift, s_x, c_x, shift_x,
+    s_op, s_scale = state_operand(s, DT)
+    out = read_state(q_base, rows, valid, sq_l, sq_d, scale, s_op, s_scale, c, shift, s_x, c_x, shift_x,
                      D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW, DT)  # fmt: skip
     dv = tl.arange(0, DV)
     tl.store(out_base + rows[:, None] * so_l + dv[None, :] * so_d, cast(out, out_base.dtype.element_ty),

@@ -70,6 +70,7 @@ from ._common import (
     rescale_factor,
     scale_keys,
     scale_queries,
+    state_operand,
 )
 from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, fold_key_slices
 from .buffers import empty, feature_count, like_layout, padded_features
@@ -221,7 +222,11 @@ def _chunk_output_kernel(
         # For training (SAVE_RESIDUAL) the products are split into high and low parts: the
         # backward's delta = dy . y must be accurate (see mm_f32); inference rounds once.
         weights = _mm_maybe_precise(phi_end, tl.trans(psi), DT, SAVE_RESIDUAL)
-        num = _mm_maybe_precise(phi_in, s_in, DT, SAVE_RESIDUAL)
+        if SAVE_RESIDUAL:
+            num = mm_f32(phi_in, s_in, DT, SPLIT, SPLIT)
+        else:
+            s_op, s_scale = state_operand(s_in, DT)
+            num = mm(phi_in, s_op, DT) / s_scale[None, :]
         den = tl.sum(phi_in * c_in[None, :], axis=1)
         if HAS_EXTRA:
             s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
