@@ -100,6 +100,27 @@ def _load_rows(base, row_offset, rows, cols, s_row, s_col, n_rows, R: tl.constex
     return tl.load(ptrs, mask=(rows < n_rows)[:, None], other=other).to(tl.float32)
 
 
+@triton.jit
+def _row_block(F: tl.constexpr, R: tl.constexpr):
+    """A scan program's rows: block ``program_id(0)`` of ``R`` feature rows of batch x head
+    ``program_id(1)``: ``(rows, bh, rows inside F, their offsets in a (B*H, F) state)``."""
+    rows = tl.program_id(0) * R + tl.arange(0, R)
+    bh = tl.program_id(1).to(tl.int64)
+    return rows, bh, rows < F, bh * F + rows
+
+
+@triton.jit
+def _state_rows_or_zeros(s_ptr, c_ptr, state_rows, inside, DV: tl.constexpr, R: tl.constexpr, PRESENT: tl.constexpr):
+    """Rows ``state_rows`` of a float32 ``(S, C)`` pair, or zeros when it is not ``PRESENT``."""
+    if PRESENT:
+        s = tl.load(s_ptr + state_rows[:, None] * DV + tl.arange(0, DV)[None, :], mask=inside[:, None], other=0.0)
+        c = tl.load(c_ptr + state_rows, mask=inside, other=0.0)
+    else:
+        s = tl.zeros([R, DV], tl.float32)
+        c = tl.zeros([R], tl.float32)
+    return s, c
+
+
 @triton.jit(do_not_specialize=["n_chunks"])
 def _chunk_scan_kernel(
     chunk_s_ptr, chunk_c_ptr, chunk_m_ptr, chunk_shift_ptr, s0_ptr, c0_ptr, shift0_ptr,
@@ -107,18 +128,12 @@ def _chunk_scan_kernel(
     DV: tl.constexpr, F: tl.constexpr, R: tl.constexpr, HAS_INITIAL: tl.constexpr,
 ):  # fmt: skip
     # one program per (block of R feature rows, batch x head): the rows are independent
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    bh = tl.program_id(1).to(tl.int64)
-    inside = rows < F
+    rows, bh, inside, state_rows = _row_block(F, R)
     dv = tl.arange(0, DV)
-    state_rows = bh * F + rows
+    s, c = _state_rows_or_zeros(s0_ptr, c0_ptr, state_rows, inside, DV, R, HAS_INITIAL)
     if HAS_INITIAL:
-        s = tl.load(s0_ptr + state_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
-        c = tl.load(c0_ptr + state_rows, mask=inside, other=0.0)
         shift = tl.load(shift0_ptr + state_rows, mask=inside, other=NEG_INF)
     else:
-        s = tl.zeros([R, DV], tl.float32)
-        c = tl.zeros([R], tl.float32)
         shift = tl.full([R], NEG_INF, tl.float32)
     for t in tl.range(0, n_chunks, num_stages=4):
         slot_rows = (bh * n_chunks + t) * F + rows
@@ -303,17 +318,9 @@ def _chunk_grad_scan_kernel(
     HAS_FINAL_GRAD: tl.constexpr, WANT_INITIAL_GRAD: tl.constexpr,
 ):  # fmt: skip
     # one program per (block of R feature rows, batch x head), from the last chunk to the first
-    rows = tl.program_id(0) * R + tl.arange(0, R)
-    bh = tl.program_id(1).to(tl.int64)
-    inside = rows < F
+    rows, bh, inside, state_rows = _row_block(F, R)
     dv = tl.arange(0, DV)
-    state_rows = bh * F + rows
-    if HAS_FINAL_GRAD:
-        g = tl.load(ds_final_ptr + state_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
-        gc = tl.load(dc_final_ptr + state_rows, mask=inside, other=0.0)
-    else:
-        g = tl.zeros([R, DV], tl.float32)
-        gc = tl.zeros([R], tl.float32)
+    g, gc = _state_rows_or_zeros(ds_final_ptr, dc_final_ptr, state_rows, inside, DV, R, HAS_FINAL_GRAD)
     for step in tl.range(0, n_chunks, num_stages=4):
         t = n_chunks - 1 - step
         slot_rows = (bh * n_chunks + t) * F + rows
