@@ -123,6 +123,15 @@ def state_operand(s, DT: tl.constexpr):
 
 
 @triton.jit
+def state_product(a, s_op, s_scale, DT: tl.constexpr):
+    """``a @ S`` from the ``(s_op, s_scale)`` of :func:`state_operand` (scaled back in float16)."""
+    out = mm(a, s_op, DT)
+    if DT == tl.float16:  # noqa: SIM300
+        out = out / s_scale[None, :]
+    return out
+
+
+@triton.jit
 def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr, acc=None):
     """``a @ b`` (``+ acc``) on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
 

@@ -57,11 +57,6 @@ def _single_launch_kernel(
     )  # fmt: skip
 
 
-def warps_for(head_dim: int, value_dim: int, dtype: torch.dtype) -> int:
-    """Warps per program: those of the key pass it runs (:func:`~.bidirectional._state_warps`)."""
-    return _state_warps(head_dim, value_dim, dtype)
-
-
 def _constants(kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale: float) -> dict:
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: the ELA kernel is built for {', '.join(DTYPES)}")
@@ -92,7 +87,7 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
     out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
     if out.numel():
         grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
-        warps = warps_for(head_dim, v.shape[-1], v.dtype)
+        warps = _state_warps(head_dim, v.shape[-1], v.dtype)  # those of the key pass it runs
         _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, num_warps=warps)
     return out
 
@@ -141,7 +136,7 @@ def compile_for_tensorrt(
         **{name: "constexpr" for name in constants},
     }
     source = ASTSource(fn=_single_launch_kernel, signature=signature, constexprs=constants)
-    options = {"num_warps": warps_for(head_dim, value_dim, DTYPES[dtype])}
+    options = {"num_warps": _state_warps(head_dim, value_dim, DTYPES[dtype])}
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
     own_args = sum(1 for kind in signature.values() if kind != "constexpr")
     return AOTKernel(

@@ -45,7 +45,6 @@ from ._common import (
     launch_warps,
     log_magnitude,
     masked_rows_max,
-    mm,
     mm_f32,
     query_coefficient,
     query_log_norm,
@@ -53,6 +52,7 @@ from ._common import (
     scale_keys,
     scale_queries,
     state_operand,
+    state_product,
 )
 from .buffers import empty, feature_count, like_layout, padded_features
 
@@ -263,7 +263,7 @@ def read_state(q_base, rows, valid, sq_l, sq_d, scale, s_op, s_scale, c, shift, 
         q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
     )
     phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
-    num = mm(phi, s_op, DT) / s_scale[None, :]
+    num = state_product(phi, s_op, s_scale, DT)
     den = tl.sum(phi * c[None, :], axis=1)
     if HAS_EXTRA:
         phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)

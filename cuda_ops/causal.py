@@ -71,6 +71,7 @@ from ._common import (
     scale_keys,
     scale_queries,
     state_operand,
+    state_product,
 )
 from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, fold_key_slices
 from .buffers import empty, feature_count, like_layout, padded_features
@@ -240,8 +241,7 @@ def _chunk_output_kernel(
         if SAVE_RESIDUAL:
             num = mm_f32(phi_in, s_in, DT, SPLIT, SPLIT)
         else:
-            s_op, s_scale = state_operand(s_in, DT)
-            num = mm(phi_in, s_op, DT) / s_scale[None, :]
+            num = state_product(phi_in, *state_operand(s_in, DT), DT)
         den = tl.sum(phi_in * c_in[None, :], axis=1)
         if HAS_EXTRA:
             s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])

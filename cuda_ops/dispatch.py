@@ -190,10 +190,11 @@ def ela_dispatch(
         result = launch(q, k, v, *initial, kernel_id, factor, save_residual)
         out, state_s, state_c, state_shift = result[:4]
         tokens = q.shape[2] + (0 if initial_state is None else initial_state.tokens)
-    elif not return_state and _direct(q, k, v):
-        return bidirectional_output(q, k, v, kernel_id, factor)
     else:
-        launch = bidirectional_forward if _direct(q, k, v) else ela_bidirectional
+        direct = _direct(q, k, v)
+        if direct and not return_state:
+            return bidirectional_output(q, k, v, kernel_id, factor)
+        launch = bidirectional_forward if direct else ela_bidirectional
         out, state_s, state_c, state_shift = launch(q, k, v, kernel_id, factor)
         tokens = k.shape[2]
     if return_state:
