@@ -324,6 +324,7 @@ TUNING = (
     ("causal", "causal", "SCAN_ROWS", (2, 4, 8)),
     ("causal", "warps", "_chunk_output_kernel", (4, 8)),
     ("causal training", "warps", "_chunk_grad_kernel", (4, 8)),
+    ("causal training", "causal", "SPLIT_GRAD", (False, True)),
 )
 
 

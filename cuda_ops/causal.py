@@ -33,9 +33,12 @@ path does. Linear-domain kernels need no bound (no exponentials) and never take 
 Backward (FlashAttention style, normalised by ``lse_i = log sum_j w_ij`` saved by the forward):
 the gradient of every chunk's incoming state is
 ``G_t = sum_{i after chunk t} phi_i^T [dy_i, -delta_i]`` with ``delta_i = dy_i . y_i``, in two
-phases as the forward: ``_chunk_grad_delta_kernel`` (parallel over chunks) computes each chunk's
-term ``dG_t``, ``_chunk_grad_scan_kernel`` sums them from the end (elementwise, with the forward's
-shifts); then ``_chunk_grad_kernel`` (parallel over chunks) writes dq, dk, dv.
+phases as the forward: ``_chunk_grad_delta_kernel`` (parallel over chunks) computes ``delta`` of
+the chunk's rows (from ``dy``, the output and its rounding residual: one read of each, where
+PyTorch ops would make float32 copies) and the chunk's term ``dG_t``; ``_chunk_grad_scan_kernel``
+sums the terms from the end (elementwise, with the forward's shifts); then ``_chunk_grad_kernel``
+(parallel over chunks) writes dq, dk, dv: in one program, or as a dq launch and a dk/dv launch
+where one program would spill registers (``SPLIT_GRAD``, :func:`_split_by_default`).
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ from .buffers import empty, feature_count, like_layout, padded_features
 
 #: Feature rows per program of the sequential scans (many small programs keep many loads in flight).
 SCAN_ROWS = 4
+#: ``_chunk_grad_kernel`` as two launches (dq; dk and dv) when True, one when False; None picks
+#: by head dims and dtype (:func:`_split_by_default`).
+SPLIT_GRAD: bool | None = None
 #: Largest rise of the running key maximum inside a chunk for the tensor-core path (see above).
 GROWTH_LIMIT = {torch.float16: 8.0, torch.bfloat16: 30.0, torch.float32: 30.0}
 
@@ -271,14 +277,16 @@ def _chunk_output_kernel(
 
 @triton.jit(do_not_specialize=["heads", "length", "n_chunks"])
 def _chunk_grad_delta_kernel(
-    q_ptr, dy_ptr, lse_ptr, delta_ptr, chunk_shift_ptr, chunk_g_ptr, chunk_gc_ptr,
-    sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d,
+    q_ptr, dy_ptr, out_ptr, residual_ptr, lse_ptr, delta_ptr, chunk_shift_ptr, chunk_g_ptr, chunk_gc_ptr,
+    sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d, so_b, so_h, so_l, so_d, sr_b, sr_h, sr_l, sr_d,
     heads, length, n_chunks, scale,
     D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
     KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    DT: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr, DT: tl.constexpr,
 ):  # fmt: skip
-    # one program per (chunk, batch x head): the chunk's term phi_in^T [dy, -delta] at start_t
+    # one program per (chunk, batch x head): delta = dy . y for the chunk's rows (y = out plus the
+    # forward's rounding residual), stored for _chunk_grad_kernel, and the chunk's term
+    # phi_in^T [dy, -delta] at start_t
     t = tl.program_id(0)
     bh = tl.program_id(1)
     batch, head = bh // heads, bh % heads
@@ -294,8 +302,14 @@ def _chunk_grad_delta_kernel(
     g_base = dy_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
     start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
     lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=POS_INF)
-    delta = tl.load(delta_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=0.0)
     dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
+    o_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
+    y = _load_rows(o_base, row0, local, dv, so_l, so_d, length - row0, BT, DV, 0.0)
+    if HAS_RESIDUAL:
+        r_base = residual_ptr + batch.to(tl.int64) * sr_b + head.to(tl.int64) * sr_h
+        y += _load_rows(r_base, row0, local, dv, sr_l, sr_d, length - row0, BT, DV, 0.0)
+    delta = tl.sum(dy.to(tl.float32) * y, axis=1)
+    tl.store(delta_ptr + bh.to(tl.int64) * length + row0 + local, delta, mask=valid)
     xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
     fq, fq_x = feature_maps(xq, KERNEL, False, EW)
     # normalised weights (about 1/L), split and scaled per feature by mm_f32 (float16 subnormals)
@@ -348,8 +362,10 @@ def _chunk_grad_kernel(
     heads, length, n_chunks, scale,
     D: tl.constexpr, DV: tl.constexpr, FP: tl.constexpr, BT: tl.constexpr,
     KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    GROWTH_LIMIT: tl.constexpr, DT: tl.constexpr,
+    GROWTH_LIMIT: tl.constexpr, DT: tl.constexpr, WANT_DQ: tl.constexpr, WANT_DKDV: tl.constexpr,
 ):  # fmt: skip
+    # one program per (chunk, batch x head); WANT_DQ / WANT_DKDV select the gradients it writes
+    # (both in one program, or a dq kernel and a dk/dv kernel that each hold half the live tiles)
     t = tl.program_id(0)
     bh = tl.program_id(1)
     batch, head = bh // heads, bh % heads
@@ -363,10 +379,12 @@ def _chunk_grad_kernel(
     shift_slot = bh.to(tl.int64) * (n_chunks + 1) + t
     start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
     end = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + d)
-    s_in = tl.load(chunk_s_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
-    c_in = tl.load(chunk_c_ptr + slot * FP + d)
-    g = tl.load(chunk_g_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
-    gc = tl.load(chunk_gc_ptr + slot * FP + d)
+    if WANT_DQ:  # the state entering the chunk
+        s_in = tl.load(chunk_s_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
+        c_in = tl.load(chunk_c_ptr + slot * FP + d)
+    if WANT_DKDV:  # the gradient of that state
+        g = tl.load(chunk_g_ptr + (slot * FP + d)[:, None] * DV + dv[None, :])
+        gc = tl.load(chunk_gc_ptr + slot * FP + d)
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
     k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
     v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
@@ -383,8 +401,9 @@ def _chunk_grad_kernel(
     if growth > GROWTH_LIMIT:
         # exact path (log domain only), the gradient of the forward's exact path
         v32 = values.to(tl.float32)
-        grad_k = tl.zeros([BT, D], tl.float32)
-        grad_v = tl.zeros([BT, DV], tl.float32)
+        if WANT_DKDV:
+            grad_k = tl.zeros([BT, D], tl.float32)
+            grad_v = tl.zeros([BT, DV], tl.float32)
         for i in range(0, tl.minimum(BT, length - row0)):
             fq_i = tl.load(q_base + (row0 + i) * sq_l + d * sq_d).to(tl.float32) * scale
             dy_i = tl.load(g_base + (row0 + i) * sg_l + dv * sg_d).to(tl.float32)
@@ -393,18 +412,21 @@ def _chunk_grad_kernel(
             seen = (local <= i)[:, None]
             pair = tl.where(seen, tl.exp(fq_i[None, :] + fk - lse_i), 0.0)  # normalised w_ijf
             d_weight = tl.where(local <= i, tl.sum(dy_i[None, :] * v32, axis=1) - delta_i, 0.0)
-            phi_in = tl.exp(fq_i + start - lse_i)
-            grad_q = tl.sum(d_weight[:, None] * pair, axis=0)
-            grad_q += phi_in * (tl.sum(s_in * dy_i[None, :], axis=1) - delta_i * c_in)
-            tl.store(dq_base + (row0 + i) * sdq_l + d * sdq_d, cast(grad_q * scale, dq_ptr.dtype.element_ty))
-            grad_k += d_weight[:, None] * pair
-            grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
-        grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, grad_v)
-        grad_k += psi * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
-        tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
-                 cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
-        tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
-                 cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+            if WANT_DQ:
+                phi_in = tl.exp(fq_i + start - lse_i)
+                grad_q = tl.sum(d_weight[:, None] * pair, axis=0)
+                grad_q += phi_in * (tl.sum(s_in * dy_i[None, :], axis=1) - delta_i * c_in)
+                tl.store(dq_base + (row0 + i) * sdq_l + d * sdq_d, cast(grad_q * scale, dq_ptr.dtype.element_ty))
+            if WANT_DKDV:
+                grad_k += d_weight[:, None] * pair
+                grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
+        if WANT_DKDV:
+            grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, grad_v)
+            grad_k += psi * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
+            tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
+                     cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+            tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
+                     cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
     else:
         lse = tl.load(lse_ptr + row_stats + local, mask=valid, other=POS_INF)
         delta = tl.load(delta_ptr + row_stats + local, mask=valid, other=0.0)
@@ -412,52 +434,56 @@ def _chunk_grad_kernel(
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
         causal = (local[None, :] <= local[:, None]) & valid[None, :]
-        # phi_hat and the weights are normalised (about 1/L): scaled by powers of two around
-        # every rounding to DT (float16 subnormals, see mm_f32)
-        phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
-        weights = mm_f32(phi_hat, tl.trans(psi), DT, ROUND, ROUND)
+        d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
         if HAS_EXTRA:
             start_x = tl.load(chunk_shift_ptr + shift_slot * FP + D + e)
             end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
             psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
-            phi_hat_x = scale_queries(fq_x, end_x, lse, LOG_DOMAIN)
-            weights += extra_pair(phi_hat_x, psi_x, EW)
-        weights = tl.where(causal, weights, 0.0)
-        d_weight = tl.where(causal, mm(dy, tl.trans(values), DT) - delta[:, None], 0.0)
-        grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT))
-        grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, SPLIT, SPLIT)
-        grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
-            mm_f32(dy, tl.trans(s_in), DT, EXACT, SPLIT) - delta[:, None] * c_in[None, :]
-        )
-        grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-            mm_f32(values, tl.trans(g), DT, EXACT, SPLIT, mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND))
-            + gc[None, :]
-        )
-        grad_q_x = tl.zeros([BT, EW], tl.float32)
-        grad_k_x = tl.zeros([BT, EW], tl.float32)
-        if HAS_EXTRA:
-            s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
-            c_in_x = tl.load(chunk_c_ptr + slot * FP + D + e)
-            g_x = tl.load(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
-            gc_x = tl.load(chunk_gc_ptr + slot * FP + D + e)
-            grad_v += extra_inner(psi_x, g_x, EW)
-            grad_q_x = query_coefficient(fq_x, end_x, lse, LOG_DOMAIN) * extra_right(d_weight, psi_x, EW)
-            grad_q_x += query_coefficient(fq_x, start_x, lse, LOG_DOMAIN) * (
-                extra_project(dy.to(tl.float32), s_in_x, EW) - delta[:, None] * c_in_x[None, :]
+        if WANT_DQ:
+            grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, SPLIT, SPLIT)
+            grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
+                mm_f32(dy, tl.trans(s_in), DT, EXACT, SPLIT) - delta[:, None] * c_in[None, :]
             )
-            grad_k_x = key_coefficient(fk_x, end_x, LOG_DOMAIN) * (
-                extra_left_transposed(d_weight, phi_hat_x, EW)
-                + extra_project(values.to(tl.float32), g_x, EW)
-                + gc_x[None, :]
+            grad_q_x = tl.zeros([BT, EW], tl.float32)
+            if HAS_EXTRA:
+                s_in_x = tl.load(chunk_s_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
+                c_in_x = tl.load(chunk_c_ptr + slot * FP + D + e)
+                grad_q_x = query_coefficient(fq_x, end_x, lse, LOG_DOMAIN) * extra_right(d_weight, psi_x, EW)
+                grad_q_x += query_coefficient(fq_x, start_x, lse, LOG_DOMAIN) * (
+                    extra_project(dy.to(tl.float32), s_in_x, EW) - delta[:, None] * c_in_x[None, :]
+                )
+            dq = feature_input_grad(xq, grad_q, grad_q_x, KERNEL, False, EW) * scale
+            tl.store(dq_base + (row0 + local)[:, None] * sdq_l + d[None, :] * sdq_d,
+                     cast(dq, dq_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+        if WANT_DKDV:
+            # phi_hat and the weights are normalised (about 1/L): scaled by powers of two around
+            # every rounding to DT (float16 subnormals, see mm_f32)
+            phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
+            weights = mm_f32(phi_hat, tl.trans(psi), DT, ROUND, ROUND)
+            if HAS_EXTRA:
+                phi_hat_x = scale_queries(fq_x, end_x, lse, LOG_DOMAIN)
+                weights += extra_pair(phi_hat_x, psi_x, EW)
+            weights = tl.where(causal, weights, 0.0)
+            grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT))
+            grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
+                mm_f32(values, tl.trans(g), DT, EXACT, SPLIT, mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND))
+                + gc[None, :]
             )
-        dq = feature_input_grad(xq, grad_q, grad_q_x, KERNEL, False, EW) * scale
-        dk = feature_input_grad(xk, grad_k, grad_k_x, KERNEL, True, EW) * scale
-        tl.store(dq_base + (row0 + local)[:, None] * sdq_l + d[None, :] * sdq_d,
-                 cast(dq, dq_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
-        tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
-                 cast(dk, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
-        tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
-                 cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+            grad_k_x = tl.zeros([BT, EW], tl.float32)
+            if HAS_EXTRA:
+                g_x = tl.load(chunk_g_ptr + (slot * FP + D + e)[:, None] * DV + dv[None, :])
+                gc_x = tl.load(chunk_gc_ptr + slot * FP + D + e)
+                grad_v += extra_inner(psi_x, g_x, EW)
+                grad_k_x = key_coefficient(fk_x, end_x, LOG_DOMAIN) * (
+                    extra_left_transposed(d_weight, phi_hat_x, EW)
+                    + extra_project(values.to(tl.float32), g_x, EW)
+                    + gc_x[None, :]
+                )
+            dk = feature_input_grad(xk, grad_k, grad_k_x, KERNEL, True, EW) * scale
+            tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
+                     cast(dk, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
+            tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
+                     cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
 
 
 def _output_warps(head_dim: int, value_dim: int, dtype: torch.dtype, save_residual: bool) -> int:
@@ -465,6 +491,24 @@ def _output_warps(head_dim: int, value_dim: int, dtype: torch.dtype, save_residu
     spill: two programs per multiprocessor; on an H200 the first design's causal forward was 5%
     faster at 4 than at 8 warps), else 8 (the training variant's extra products would spill)."""
     return 4 if not save_residual and dtype != torch.float32 and head_dim * value_dim <= 4096 else 8
+
+
+def _split_by_default(head_dim: int, value_dim: int, dtype: torch.dtype) -> bool:
+    """Split the gradient kernel where one program spills (sm_90 builds at 8 warps, Hadamard Exp,
+    ``compile_check.py``): from 64 x 64 up in float16 and float32 (364 B spilled per thread in
+    float16 at 64 x 64; 0 B in either half when split) and above 64 x 64 in bfloat16 (960 B at
+    128 x 128; 56 B and 252 B split). bfloat16 at 64 x 64 spills 40 B in one program and keeps it:
+    one read of the chunk's inputs instead of two."""
+    size = head_dim * value_dim
+    return size > 64 * 64 or (size == 64 * 64 and dtype != torch.bfloat16)
+
+
+def _grad_launches(head_dim: int, value_dim: int, dtype: torch.dtype) -> tuple[tuple[bool, bool], ...]:
+    """``(WANT_DQ, WANT_DKDV)`` of each ``_chunk_grad_kernel`` launch: one program writing all
+    three gradients, or :data:`SPLIT_GRAD` a dq launch and a dk/dv launch (they read the chunk's
+    inputs twice but each holds about half the tiles)."""
+    split = SPLIT_GRAD if SPLIT_GRAD is not None else _split_by_default(head_dim, value_dim, dtype)
+    return ((True, False), (False, True)) if split else ((True, True),)
 
 
 def chunk_states(
@@ -612,8 +656,8 @@ def causal_backward(
     bh = batch * heads
     device = q.device
     f32 = torch.float32
-    y = out.float() if residual.numel() == 0 else out.float() + residual.float()
-    delta = (grad_out.float() * y).sum(-1).reshape(bh, length)
+    has_residual = residual.numel() > 0
+    delta = empty(bh, length, device=device, dtype=f32)  # dy . y, written by the first kernel
     chunk_g = empty(bh, n_chunks, padded, value_dim, device=device, dtype=f32)
     chunk_gc = empty(bh, n_chunks, padded, device=device, dtype=f32)
     has_final = grad_s is not None or grad_c is not None
@@ -626,8 +670,9 @@ def causal_backward(
         d_initial_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
         d_initial_c = empty(batch, heads, features, device=device, dtype=f32)
     _chunk_grad_delta_kernel[(n_chunks, bh)](
-        q, grad_out, lse, delta, chunk_shift, chunk_g, chunk_gc, *q.stride(), *grad_out.stride(),
-        heads, length, n_chunks, scale, DV=value_dim, FP=padded, BT=block_t, DT=dt,
+        q, grad_out, out, residual if has_residual else out, lse, delta, chunk_shift, chunk_g, chunk_gc,
+        *q.stride(), *grad_out.stride(), *out.stride(), *(residual if has_residual else out).stride(),
+        heads, length, n_chunks, scale, DV=value_dim, FP=padded, BT=block_t, HAS_RESIDUAL=has_residual, DT=dt,
         num_warps=launch_warps("_chunk_grad_delta_kernel", _state_warps(head_dim, value_dim, v.dtype)), **flags,
     )  # fmt: skip
     _chunk_grad_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
@@ -639,11 +684,12 @@ def causal_backward(
     dq = like_layout(q, head_dim, q.dtype)
     dk = like_layout(k, head_dim, k.dtype)
     dv = like_layout(v, value_dim, v.dtype)
-    _chunk_grad_kernel[(n_chunks, bh)](
-        q, k, v, grad_out, lse, delta, chunk_s, chunk_c, chunk_shift, chunk_g, chunk_gc, dq, dk, dv,
-        *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride(), *dk.stride(), *dv.stride(),
-        heads, length, n_chunks, scale,
-        DV=value_dim, FP=padded, BT=block_t, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
-        num_warps=launch_warps("_chunk_grad_kernel", 8), **flags,
-    )  # fmt: skip
+    for want_dq, want_dkdv in _grad_launches(head_dim, value_dim, v.dtype):
+        _chunk_grad_kernel[(n_chunks, bh)](
+            q, k, v, grad_out, lse, delta, chunk_s, chunk_c, chunk_shift, chunk_g, chunk_gc, dq, dk, dv,
+            *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride(), *dk.stride(), *dv.stride(),
+            heads, length, n_chunks, scale,
+            DV=value_dim, FP=padded, BT=block_t, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
+            WANT_DQ=want_dq, WANT_DKDV=want_dkdv, num_warps=launch_warps("_chunk_grad_kernel", 8), **flags,
+        )  # fmt: skip
     return dq, dk, dv, d_initial_s, d_initial_c

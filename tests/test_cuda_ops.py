@@ -215,22 +215,36 @@ def test_bidirectional_reads_channel_first_views_in_place():
     assert rel_err(grads["fused"], grads["ref"]) <= LOW_PRECISION_RATIO * rel_err(base_leaf.grad, grads["ref"])
 
 
+@pytest.fixture(params=[False, True], ids=["one-grad-launch", "split-grad-launches"])
+def grad_split(request, monkeypatch):
+    """The causal gradient kernel as one program (dq, dk, dv) and as a dq and a dk/dv launch."""
+    monkeypatch.setattr(causal_kernels, "SPLIT_GRAD", request.param)
+    return request.param
+
+
+def test_causal_gradient_launches_split_where_one_program_spills():
+    launches = causal_kernels._grad_launches
+    assert launches(64, 64, torch.bfloat16) == ((True, True),)
+    assert launches(128, 128, torch.bfloat16) == launches(64, 64, torch.float16) == ((True, False), (False, True))
+    assert launches(32, 32, torch.float16) == ((True, True),)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_causal_forward_backward_and_final_state(kernel, dtype):
+def test_causal_forward_backward_and_final_state(kernel, dtype, grad_split):
     tensors = _inputs(1, 1, 75, 75, 16, 32, dtype)  # chunks of 64: one full, one partial
     options = {"kernel": kernel, "causal": True, "scale": 0.3, "return_state": True}
     _compare(_fused(**options), _torch_path(**options), tensors, dtype)
 
 
-def test_causal_float16():
+def test_causal_float16(grad_split):
     tensors = _inputs(2, 1, 70, 70, 32, 16, torch.float16)
     options = {"kernel": "hadamard_exp", "causal": True, "scale": 32**-0.5}
     _compare(_fused(**options), _torch_path(**options), tensors, torch.float16)
 
 
 @pytest.mark.parametrize("kernel", ["hadamard_exp", "modulated_dot"])
-def test_causal_initial_state_and_state_gradients(kernel):
+def test_causal_initial_state_and_state_gradients(kernel, grad_split):
     """Chunked prefill: continue from a state; gradients reach the initial and the final state."""
     prefix = [t.detach() for t in _inputs(1, 2, 20, 20, 16, 16, torch.float32, grad=False)]
     _, state = ela_attention(*prefix, kernel=kernel, causal=True, return_state=True)
@@ -248,7 +262,7 @@ def test_causal_initial_state_and_state_gradients(kernel):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_causal_exact_path_when_keys_jump_inside_a_chunk(dtype):
+def test_causal_exact_path_when_keys_jump_inside_a_chunk(dtype, grad_split):
     """Keys rising by 60, then 40, inside the second chunk exceed the tensor-core bound (30)."""
     q, k, v = _inputs(1, 1, 128, 128, 16, 16, dtype, grad=False)
     k = k.float()

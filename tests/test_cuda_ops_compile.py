@@ -190,7 +190,7 @@ def test_gpu_bench_times_every_stage_and_setting(tmp_path):
     }
     swept = {r["impl"] for r in rows if r["section"].startswith("tuning")}
     from_table = {f"{name}={value}" for _, _, name, values in _bench_tuning() for value in values}
-    assert swept == from_table and len(swept) == 20
+    assert swept == from_table and len(swept) == 22
 
 
 def _bench_tuning():
@@ -236,3 +236,17 @@ def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
         assert entry["params"] == 6, (key, entry)
         assert entry["ptxas"] == 0, (key, entry["ptxas_err"])
     assert report["3|bf16|64"]["warps"] == report["0|fp16|32"]["warps"] == 4 and report["2|fp32|16"]["warps"] == 8
+
+
+@pytest.mark.slow
+def test_launch_overhead_times_every_eager_entry_point(tmp_path):
+    """benchmarks/launch_overhead.py: kernels built for sm_90, the C launcher stubbed; every row is
+    timed, as a multiple of the minimal launch measured in the same run (the first row)."""
+    out = tmp_path / "launch.json"
+    result = _run(["benchmarks/launch_overhead.py", "--calls", "20", "--repeats", "1", "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 6
+    assert rows[0]["minimal_launches"] == 1.0
+    assert all(r["host_us"] > 0 and r["minimal_launches"] > 0 for r in rows)
+    assert result.stdout.splitlines()[-1].startswith("causal forward, inference")

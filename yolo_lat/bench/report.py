@@ -41,6 +41,8 @@ def _kind(record: dict[str, Any]) -> str:
         return "decode"
     if "chance" in record:
         return "mqar"
+    if record.get("benchmark") == "launch_overhead":
+        return "launch_overhead"
     return "unknown"
 
 
@@ -79,6 +81,12 @@ def _kernel_check(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _launch_overhead(record: dict[str, Any]) -> str:
+    body = [[r["call"], f"{r['minimal_launches']:.2f}", f"{r['host_us']:.1f}"] for r in record["rows"]]
+    table = timing.format_table(["eager call", "x minimal launch", "host us (this CPU)"], body)
+    return f"torch {record['torch']}, Triton {record['triton']}; {record['method']}.\n\n{table}"
+
+
 def render(record: dict[str, Any]) -> str:
     """Markdown for one JSON record."""
     kind = _kind(record)
@@ -102,6 +110,8 @@ def render(record: dict[str, Any]) -> str:
         return _kernels(record)
     if kind == "kernel_check":
         return _kernel_check(record)
+    if kind == "launch_overhead":
+        return _launch_overhead(record)
     return "(unrecognised record)"
 
 
@@ -136,6 +146,10 @@ SECTIONS = {
     "decode_cpu.json": (
         "Text decoding on a 2-core CPU",
         "yolo-lat benchmark decode contexts=1024,4096,16384,65536,131072 out=benchmarks/results/decode_cpu.json",
+    ),
+    "launch_overhead_cpu.json": (
+        "Host-side cost of eager fused-op calls (CPU, no GPU)",
+        "python benchmarks/launch_overhead.py --out benchmarks/results/launch_overhead_cpu.json",
     ),
     "mqar_cpu.json": (
         "Multi-query associative recall (CPU)",

@@ -1,0 +1,129 @@
+"""Host-side cost of the fused ops' eager calls, measured on a machine without a GPU.
+
+An eager decode step or a short attention is bound by its Python side (checks, allocations,
+Triton's argument binding), not by the GPU: the first H200 run measured 84 us for an eager decode
+step whose kernel and launch take 7.6 us under CUDA-graph replay. That Python side runs the same
+without a GPU, so this script measures it here: the kernels are compiled for sm_90 with
+``compile_check``'s stand-in driver, and the C launcher is replaced by a no-op, so each call
+does everything but the launch itself. Times are reported as multiples of a minimal Triton launch
+(one pointer argument) timed in the same run; absolute microseconds of this CPU are in the JSON
+too, for reference only.
+
+Usage::
+
+    python benchmarks/launch_overhead.py --out benchmarks/results/launch_overhead_cpu.json
+
+Prints one table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+if os.environ.get("TRITON_INTERPRET") == "1":
+    sys.exit("launch_overhead.py measures compiled launches: unset TRITON_INTERPRET")
+
+import torch
+import triton
+import triton.language as tl
+from _checkout import use_checkout
+from compile_check import _HopperStandIn
+from triton.compiler.compiler import CompiledKernel
+from triton.runtime.driver import driver
+
+use_checkout()
+
+
+@triton.jit
+def _minimal_kernel(x_ptr):
+    tl.store(x_ptr, 1.0)
+
+
+def _stub_launcher() -> None:
+    """Compile for sm_90 without a GPU and make every launch a no-op after the Python side."""
+    driver.set_active(_HopperStandIn())
+    CompiledKernel._init_handles = lambda self: None
+    CompiledKernel.function = None
+    CompiledKernel.run = property(lambda self: lambda *args: None)
+
+
+def _best_us(fn, calls: int, repeats: int) -> float:
+    fn()  # compile
+    best = float("inf")
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - begin) / calls)
+    return best * 1e6
+
+
+def _calls() -> dict:
+    """The eager entry points, as zero-argument callables (bf16, D = Dv = 64, Hadamard Exp)."""
+    from yolo_lat.cuda_ops import dispatch
+    from yolo_lat.cuda_ops.bidirectional import bidirectional_forward, bidirectional_output
+    from yolo_lat.cuda_ops.causal import causal_forward
+    from yolo_lat.cuda_ops.decode import decode_step
+    from yolo_lat.ela import ELAState, get_kernel
+
+    dispatch._device_reason = lambda tensors: None  # the tensors are on the CPU: accept them
+    kernel = get_kernel("hadamard_exp")
+    bf16 = torch.bfloat16
+    step = [torch.randn(8, 16, 64, dtype=bf16) for _ in range(3)]  # the issue's decode shape
+    state = ELAState(torch.zeros(8, 16, 64, 64), torch.zeros(8, 16, 64), torch.zeros(8, 16, 64), kernel.name, 1)
+    q, k, v = (torch.randn(1, 8, 1024, 64, dtype=bf16) for _ in range(3))
+    x = torch.empty(1)
+    return {
+        "minimal Triton launch (1 argument)": lambda: _minimal_kernel[(1,)](x),
+        "decode step: kernel launch": lambda: decode_step(*step, state.S, state.C, state.shift, 0, 0.125),
+        "decode step: ela_step_fused (checks + launch)": lambda: dispatch.ela_step_fused(*step, state, kernel, 0.125),
+        "bidirectional output, one launch (L=1k)": lambda: bidirectional_output(q, k, v, 0, 0.125),
+        "bidirectional forward with state, 3 launches (L=1k)": lambda: bidirectional_forward(q, k, v, 0, 0.125),
+        "causal forward, inference (L=1k)": lambda: causal_forward(q, k, v, None, None, None, 0, 0.125, False),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="JSON file to write")
+    parser.add_argument("--calls", type=int, default=2000, help="calls per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per entry (the best is kept)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    _stub_launcher()
+    calls = _calls()
+    rows = []
+    unit = None
+    for name, fn in calls.items():
+        us = _best_us(fn, args.calls, args.repeats)
+        unit = unit or us
+        rows.append({"call": name, "host_us": round(us, 2), "minimal_launches": round(us / unit, 2)})
+    record = {
+        "benchmark": "launch_overhead",
+        "method": "best of --repeats timings of --calls eager calls each; Triton's C launcher stubbed "
+        "(no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run",
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "rows": rows,
+    }
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(out.suffix + ".partial")
+        partial.write_text(json.dumps(record, indent=1) + "\n")
+        partial.replace(out)
+    width = max(len(r["call"]) for r in rows)
+    print(f"{'call':{width}s}  host us  x minimal launch")
+    for r in rows:
+        print(f"{r['call']:{width}s}  {r['host_us']:7.1f}  {r['minimal_launches']:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
