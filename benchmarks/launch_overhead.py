@@ -13,7 +13,8 @@ Usage::
 
     python benchmarks/launch_overhead.py --out benchmarks/results/launch_overhead_cpu.json
 
-Prints one table and writes JSON.
+Prints one table, then the number of module-level globals Triton re-checks on every launch of
+each kernel that ran, and writes JSON.
 """
 
 from __future__ import annotations
@@ -52,15 +53,19 @@ def _stub_launcher() -> None:
     CompiledKernel.run = property(lambda self: lambda *args: None)
 
 
-def _best_us(fn, calls: int, repeats: int) -> float:
-    fn()  # compile
-    best = float("inf")
+def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[str, float]:
+    """Best time per call of each entry, in us: ``repeats`` rounds, each timing ``n_calls`` calls
+    of every entry in turn (interleaved, so a slow spell of the machine hits all entries alike)."""
+    for fn in calls.values():
+        fn()  # compile
+    best = dict.fromkeys(calls, float("inf"))
     for _ in range(repeats):
-        begin = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        best = min(best, (time.perf_counter() - begin) / calls)
-    return best * 1e6
+        for name, fn in calls.items():
+            begin = time.perf_counter()
+            for _ in range(n_calls):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - begin) / n_calls * 1e6)
+    return best
 
 
 def _calls() -> dict:
@@ -88,29 +93,42 @@ def _calls() -> dict:
     }
 
 
+def checked_globals() -> dict[str, int]:
+    """Per kernel launched so far: module-level names Triton re-checks on every launch of it
+    (0 when the kernels read their constants as ``const.NAME``, see ``cuda_ops/const.py``)."""
+    from triton.runtime.jit import JITFunction
+
+    from yolo_lat.cuda_ops import bidirectional, causal, decode
+
+    kernels = {}
+    for module in (bidirectional, causal, decode):
+        for name, value in vars(module).items():
+            launched = isinstance(value, JITFunction) and any(c[0] for c in value.device_caches.values())
+            if launched and name.endswith("_kernel"):
+                kernels[name] = len(value.used_global_vals)
+    return kernels
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="JSON file to write")
     parser.add_argument("--calls", type=int, default=2000, help="calls per timing")
-    parser.add_argument("--repeats", type=int, default=5, help="timings per entry (the best is kept)")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (each entry's best is kept)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     _stub_launcher()
-    calls = _calls()
-    rows = []
-    unit = None
-    for name, fn in calls.items():
-        us = _best_us(fn, args.calls, args.repeats)
-        unit = unit or us
-        rows.append({"call": name, "host_us": round(us, 2), "minimal_launches": round(us / unit, 2)})
+    best = _best_us(_calls(), args.calls, args.repeats)
+    unit = next(iter(best.values()))
+    rows = [{"call": n, "host_us": round(us, 2), "minimal_launches": round(us / unit, 2)} for n, us in best.items()]
     record = {
         "benchmark": "launch_overhead",
-        "method": "best of --repeats timings of --calls eager calls each; Triton's C launcher stubbed "
-        "(no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run",
+        "method": f"best of {args.repeats} interleaved rounds of {args.calls} eager calls per entry; Triton's C "
+        "launcher stubbed (no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "rows": rows,
+        "checked_globals_per_launch": checked_globals(),
     }
     if args.out:
         out = Path(args.out)
@@ -122,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'call':{width}s}  host us  x minimal launch")
     for r in rows:
         print(f"{r['call']:{width}s}  {r['host_us']:7.1f}  {r['minimal_launches']:6.2f}")
+    print(f"module-level globals Triton checks per launch: {record['checked_globals_per_launch']}")
     return 0
 
 

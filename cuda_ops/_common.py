@@ -19,26 +19,10 @@ function as the PyTorch path:
 
 from __future__ import annotations
 
-import os
-
 import triton
 import triton.language as tl
 
-from . import buffers
-
-#: Kernels run by numpy in Triton's interpreter (``TRITON_INTERPRET=1``, CPU tests). The
-#: interpreter's ``tl.dot`` multiplies bfloat16 operands as raw uint16 (triton 3.8), so products
-#: are upcast to float32 there after rounding to the operand type, which keeps the rounding.
-INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
-
-NEG_INF = tl.constexpr(float("-inf"))
-POS_INF = tl.constexpr(float("inf"))
-
-# Kernel identifiers, shared with the Python side (see ``KERNEL_IDS`` in ops.py).
-HADAMARD_EXP = tl.constexpr(0)
-SUM_SQ_EUCLID = tl.constexpr(1)
-SUB_SQ_EUCLID = tl.constexpr(2)
-MODULATED_DOT = tl.constexpr(3)
+from . import buffers, const
 
 #: Width of the tile that holds the two extra features of the linear-domain kernels.
 EXTRA_W = buffers.EXTRA_W
@@ -48,7 +32,7 @@ EXTRA_W = buffers.EXTRA_W
 def cast(x, DT: tl.constexpr):
     """``x.to(DT)``, rounding to nearest even. (The interpreter truncates float32 to bfloat16,
     triton 3.8; there the rounding is done on the bits, as the GPU does it.)"""
-    if INTERPRETED and DT == tl.bfloat16:  # noqa: SIM300 (a constexpr comparison)
+    if const.INTERPRETED and DT == tl.bfloat16:  # noqa: SIM300 (a constexpr comparison)
         bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
         bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
         return bits.to(tl.float32, bitcast=True).to(DT)
@@ -64,28 +48,11 @@ def mm(a, b, DT: tl.constexpr, acc=None):
     """
     a = cast(a, DT)
     b = cast(b, DT)
-    if INTERPRETED:
+    if const.INTERPRETED:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), acc)
     if DT == tl.float32:  # noqa: SIM300
         return tl.dot(a, b, acc, input_precision="ieee")
     return tl.dot(a, b, acc)
-
-
-#: Operand kinds of :func:`mm_f32`: exact in ``DT`` already (inputs, output gradients), used as
-#: is; a float32 tile rounded to ``DT`` once (2^-8 relative in bfloat16, 2^-11 in float16); a
-#: float32 tile split into a high and a low ``DT`` part (about 2^-16 relative); or such a split
-#: tile known to lie in ``[-1, 1]`` (key features after their shift: the largest is ``e^0``),
-#: which float16 can hold after one fixed scaling (:data:`UNIT_SCALE`), so the per-row scaling
-#: and its reduction are skipped (first operand only).
-EXACT = tl.constexpr(0)
-ROUND = tl.constexpr(1)
-SPLIT = tl.constexpr(2)
-UNIT_SPLIT = tl.constexpr(3)
-
-#: Fixed power of two for :data:`UNIT_SPLIT` operands in float16: it brings 1 to 2^14 (below
-#: float16's largest value, 65504) and values down to 2^-28 into its normal range; smaller key
-#: features weigh less than 2^-28 against the feature's largest, ``e^0``, invisible in float16.
-UNIT_SCALE = tl.constexpr(16384.0)
 
 
 @triton.jit
@@ -133,7 +100,7 @@ def state_product(a, s_op, s_scale, DT: tl.constexpr):
 
 @triton.jit
 def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr, acc=None):
-    """``a @ b`` (``+ acc``) on the tensor cores with float32 operands made accurate (see :data:`EXACT`).
+    """``a @ b`` (``+ acc``) on the tensor cores with float32 operands made accurate (see :data:`.const.EXACT`).
 
     ``A``/``B`` give each operand's kind. A split operand adds one product
     (``a_high b_high + a_low b_high + a_high b_low``); splitting is used where the product meets a
@@ -142,45 +109,45 @@ def mm_f32(a, b, DT: tl.constexpr, A: tl.constexpr, B: tl.constexpr, acc=None):
     first scaled by powers of two, per row of ``a`` and per column of ``b``
     (:func:`power_of_two_scale`), and the product is scaled back, so that its rounding error is
     relative to each row's or column's largest element and not lost among float16's subnormals;
-    a ``UNIT_SPLIT`` operand takes the fixed :data:`UNIT_SCALE` instead. bfloat16 has float32's
+    a ``UNIT_SPLIT`` operand takes the fixed :data:`.const.UNIT_SCALE` instead. bfloat16 has float32's
     exponent range, where such a scaling changes no rounding. Without a per-row scaling the
     products chain straight into ``acc``. In float32 this is :func:`mm` (IEEE products).
     """
-    tl.static_assert(B != UNIT_SPLIT, "UNIT_SPLIT is for the first operand")
+    tl.static_assert(B != const.UNIT_SPLIT, "UNIT_SPLIT is for the first operand")
     if DT == tl.float32:  # noqa: SIM300
         out = mm(a, b, DT, acc)
-    elif DT == tl.bfloat16 or A == UNIT_SPLIT:  # noqa: SIM300
+    elif DT == tl.bfloat16 or A == const.UNIT_SPLIT:  # noqa: SIM300
         if DT == tl.float16:  # noqa: SIM300 (a float16 UNIT_SPLIT operand)
-            tl.static_assert(B == EXACT, "a float16 UNIT_SPLIT product needs an exact second operand")
-            a = a * UNIT_SCALE
+            tl.static_assert(B == const.EXACT, "a float16 UNIT_SPLIT product needs an exact second operand")
+            a = a * const.UNIT_SCALE
             if acc is not None:
-                acc = acc * UNIT_SCALE
+                acc = acc * const.UNIT_SCALE
         a_high = cast(a, DT)
         b_high = cast(b, DT)
         out = mm(a_high, b_high, DT, acc)
-        if A == SPLIT or A == UNIT_SPLIT:  # noqa: SIM109 (Triton compares constexprs, no `in`)
+        if A == const.SPLIT or A == const.UNIT_SPLIT:
             out = mm(a - a_high.to(tl.float32), b_high, DT, out)
-        if B == SPLIT:
+        if B == const.SPLIT:
             out = mm(a_high, b - b_high.to(tl.float32), DT, out)
         if DT == tl.float16:  # noqa: SIM300
-            out = out * (1.0 / UNIT_SCALE)
+            out = out * (1.0 / const.UNIT_SCALE)
     else:
-        if A != EXACT:
+        if A != const.EXACT:
             a_scale = power_of_two_scale(a, 1)[:, None]
             a = a * a_scale
-        if B != EXACT:
+        if B != const.EXACT:
             b_scale = power_of_two_scale(b, 0)[None, :]
             b = b * b_scale
         a_high = cast(a, DT)
         b_high = cast(b, DT)
         out = mm(a_high, b_high, DT)
-        if A == SPLIT:
+        if A == const.SPLIT:
             out = mm(a - a_high.to(tl.float32), b_high, DT, out)
-        if B == SPLIT:
+        if B == const.SPLIT:
             out = mm(a_high, b - b_high.to(tl.float32), DT, out)
-        if A != EXACT:
+        if A != const.EXACT:
             out = out / a_scale
-        if B != EXACT:
+        if B != const.EXACT:
             out = out / b_scale
         if acc is not None:
             out += acc
@@ -267,18 +234,18 @@ def feature_maps(x, KERNEL: tl.constexpr, KEY_SIDE: tl.constexpr, EW: tl.constex
     ``psi = [+-2b, 1, |b|^2]``; modulated dot ``(|x|^2 + 1) [x, sqrt(|x|^2 + 1e-12), 1]``.
     """
     cols = tl.arange(0, EW)[None, :]
-    if KERNEL == HADAMARD_EXP:
+    if KERNEL == const.HADAMARD_EXP:
         main = x
         extra = tl.zeros([x.shape[0], EW], tl.float32)
     else:
         norm2 = tl.sum(x * x, axis=1)[:, None]
-        if KERNEL == MODULATED_DOT:
+        if KERNEL == const.MODULATED_DOT:
             amplitude = norm2 + 1.0
             main = amplitude * x
             first = amplitude * tl.sqrt(norm2 + 1e-12)
             second = amplitude
         elif KEY_SIDE:
-            if KERNEL == SUM_SQ_EUCLID:
+            if KERNEL == const.SUM_SQ_EUCLID:
                 main = 2.0 * x
             else:
                 main = -2.0 * x
@@ -299,19 +266,19 @@ def feature_input_grad(x, grad_main, grad_extra, KERNEL: tl.constexpr, KEY_SIDE:
     ``grad_main``/``grad_extra`` are gradients with respect to the features (for the log-domain
     kernel, with respect to the log-features).
     """
-    if KERNEL == HADAMARD_EXP:
+    if KERNEL == const.HADAMARD_EXP:
         return grad_main
     cols = tl.arange(0, EW)[None, :]
     g0 = tl.sum(tl.where(cols == 0, grad_extra, 0.0), axis=1)[:, None]
     g1 = tl.sum(tl.where(cols == 1, grad_extra, 0.0), axis=1)[:, None]
-    if KERNEL == MODULATED_DOT:
+    if KERNEL == const.MODULATED_DOT:
         norm2 = tl.sum(x * x, axis=1)[:, None]
         amplitude = norm2 + 1.0
         radius = tl.sqrt(norm2 + 1e-12)
         inner = tl.sum(grad_main * x, axis=1)[:, None] + g0 * radius + g1
         return amplitude * (grad_main + g0 * x / radius) + 2.0 * x * inner
     if KEY_SIDE:
-        if KERNEL == SUM_SQ_EUCLID:
+        if KERNEL == const.SUM_SQ_EUCLID:
             return 2.0 * grad_main + 2.0 * x * g1
         return -2.0 * grad_main + 2.0 * x * g1
     return grad_main + 2.0 * x * g0
@@ -328,7 +295,7 @@ def log_magnitude(f, LOG_DOMAIN: tl.constexpr):
 @triton.jit
 def finite_or_zero(x):
     """``x`` where finite, else 0 (shifts of features no key has reached)."""
-    return tl.where((x > NEG_INF) & (x < POS_INF), x, 0.0)
+    return tl.where((x > const.NEG_INF) & (x < const.POS_INF), x, 0.0)
 
 
 @triton.jit
@@ -379,13 +346,13 @@ def query_coefficient(f, shift, log_norm, LOG_DOMAIN: tl.constexpr):
 @triton.jit
 def rescale_factor(old, new):
     """``exp(old - new)`` for moving a state to a larger shift; 0 where the old state was empty."""
-    return tl.where(old > NEG_INF, tl.exp(finite_or_zero(old) - finite_or_zero(new)), 0.0)
+    return tl.where(old > const.NEG_INF, tl.exp(finite_or_zero(old) - finite_or_zero(new)), 0.0)
 
 
 @triton.jit
 def masked_rows_max(values, valid_rows):
     """Column-wise maximum over the rows marked valid (``-inf`` if none)."""
-    return tl.max(tl.where(valid_rows[:, None], values, NEG_INF), axis=0)
+    return tl.max(tl.where(valid_rows[:, None], values, const.NEG_INF), axis=0)
 
 
 #: Warps per program by kernel name, overriding the defaults (benchmarks sweep them).

@@ -27,13 +27,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import const
 from ._common import (
-    EXACT,
     EXTRA_W,
-    NEG_INF,
-    POS_INF,
-    SPLIT,
-    UNIT_SPLIT,
     cast,
     extra_inner,
     extra_outer,
@@ -104,10 +100,10 @@ def fold_keys(k_base, v_base, sk_l, sk_d, sv_l, sv_d, start, stop, scale,
     """
     d = tl.arange(0, D)
     dv = tl.arange(0, DV)
-    shift = tl.full([D], NEG_INF, tl.float32)
+    shift = tl.full([D], const.NEG_INF, tl.float32)
     acc = tl.zeros([D, DV], tl.float32)
     count = tl.zeros([D], tl.float32)
-    shift_x = tl.full([EW], NEG_INF, tl.float32)
+    shift_x = tl.full([EW], const.NEG_INF, tl.float32)
     acc_x = tl.zeros([EW, DV], tl.float32)
     count_x = tl.zeros([EW], tl.float32)
     for row0 in range(start, stop, BL):
@@ -119,7 +115,7 @@ def fold_keys(k_base, v_base, sk_l, sk_d, sv_l, sv_d, start, stop, scale,
         new_shift = tl.maximum(shift, masked_rows_max(log_magnitude(main, LOG_DOMAIN), valid))
         decay = rescale_factor(shift, new_shift)
         psi = tl.where(valid[:, None], scale_keys(main, new_shift, LOG_DOMAIN), 0.0)
-        acc = mm_f32(tl.trans(psi), values, DT, UNIT_SPLIT, EXACT, acc * decay[:, None])
+        acc = mm_f32(tl.trans(psi), values, DT, const.UNIT_SPLIT, const.EXACT, acc * decay[:, None])
         count = count * decay + tl.sum(psi, axis=0)
         shift = new_shift
         if HAS_EXTRA:
@@ -172,12 +168,12 @@ def _combine_rows(part_s_ptr, part_c_ptr, part_shift_ptr, bh, n_parts, row0, R: 
     r = row0 + tl.arange(0, R)
     inside = r < FP
     dv = tl.arange(0, DV)
-    shift = tl.full([R], NEG_INF, tl.float32)
+    shift = tl.full([R], const.NEG_INF, tl.float32)
     acc = tl.zeros([R, DV], tl.float32)
     count = tl.zeros([R], tl.float32)
     for part in tl.range(0, n_parts, num_stages=4):
         slot = bh.to(tl.int64) * n_parts + part
-        part_shift = tl.load(part_shift_ptr + slot * FP + r, mask=inside, other=NEG_INF)
+        part_shift = tl.load(part_shift_ptr + slot * FP + r, mask=inside, other=const.NEG_INF)
         new_shift = tl.maximum(shift, part_shift)
         old_factor = rescale_factor(shift, new_shift)
         part_factor = rescale_factor(part_shift, new_shift)
@@ -224,11 +220,11 @@ def _load_state(s_ptr, c_ptr, shift_ptr, bh, D: tl.constexpr, DV: tl.constexpr, 
         keep = e < F - D
         s_x = tl.load(s_ptr + (base + D + e)[:, None] * DV + dv[None, :], mask=keep[:, None], other=0.0)
         c_x = tl.load(c_ptr + base + D + e, mask=keep, other=0.0)
-        shift_x = tl.load(shift_ptr + base + D + e, mask=keep, other=NEG_INF)
+        shift_x = tl.load(shift_ptr + base + D + e, mask=keep, other=const.NEG_INF)
     else:
         s_x = tl.zeros([EW, DV], tl.float32)
         c_x = tl.zeros([EW], tl.float32)
-        shift_x = tl.full([EW], NEG_INF, tl.float32)
+        shift_x = tl.full([EW], const.NEG_INF, tl.float32)
     return s, c, shift, s_x, c_x, shift_x
 
 
@@ -380,7 +376,7 @@ def _query_grad_kernel(
         # X = S dy per feature, accurate (dy is exact in DT, S is split); delta = dy . y is then
         # phi . X / den, computed in float32 without a rounded y: the query gradient
         # X - delta C cancels strongly when features discriminate little.
-        proj = mm_f32(dy, tl.trans(s), DT, EXACT, SPLIT)
+        proj = mm_f32(dy, tl.trans(s), DT, const.EXACT, const.SPLIT)
         den = tl.sum(phi * c[None, :], axis=1)
         num_dy = tl.sum(phi * proj, axis=1)
         if HAS_EXTRA:
@@ -391,14 +387,14 @@ def _query_grad_kernel(
         live = (den > 0) & valid
         safe_den = tl.where(live, den, 1.0)
         # lse = log of the true denominator; dead rows (no weight) get +inf: no gradient
-        lse = tl.where(live, log_norm + tl.log(safe_den), POS_INF)
+        lse = tl.where(live, log_norm + tl.log(safe_den), const.POS_INF)
         delta = tl.where(live, num_dy / safe_den, 0.0)
         coef = query_coefficient(main, shift, lse, LOG_DOMAIN)
         grad_main = coef * (proj - delta[:, None] * c[None, :])
         # G = sum_i phi_i dy_i / den_i: normalised weights of about 1/L, scaled per feature before
         # rounding (float16 subnormals) and split in two parts (dk and dv are differences of such sums)
         phi_hat = scale_queries(main, shift, lse, LOG_DOMAIN)
-        g_acc = mm_f32(tl.trans(phi_hat), dy, DT, SPLIT, EXACT, g_acc)
+        g_acc = mm_f32(tl.trans(phi_hat), dy, DT, const.SPLIT, const.EXACT, g_acc)
         gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
         grad_extra = tl.zeros([BL, EW], tl.float32)
         if HAS_EXTRA:
@@ -443,8 +439,10 @@ def _key_grad_kernel(
     values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
     main, extra = feature_maps(x, KERNEL, True, EW)
     psi = tl.where(valid[:, None], scale_keys(main, shift, LOG_DOMAIN), 0.0)
-    dvalue = mm_f32(psi, g, DT, SPLIT, SPLIT)
-    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
+    dvalue = mm_f32(psi, g, DT, const.SPLIT, const.SPLIT)
+    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (
+        mm_f32(values, tl.trans(g), DT, const.EXACT, const.SPLIT) + gc[None, :]
+    )
     grad_extra = tl.zeros([BL, EW], tl.float32)
     if HAS_EXTRA:
         psi_x = tl.where(valid[:, None], scale_keys(extra, shift_x, LOG_DOMAIN), 0.0)

@@ -48,12 +48,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import const
 from ._common import (
-    EXACT,
-    NEG_INF,
-    POS_INF,
-    ROUND,
-    SPLIT,
     cast,
     extra_inner,
     extra_left_transposed,
@@ -96,7 +92,7 @@ def chunk_length(head_dim: int, value_dim: int) -> int:
 @triton.jit
 def _mm_maybe_precise(a, b, DT: tl.constexpr, PRECISE: tl.constexpr):
     if PRECISE:
-        return mm_f32(a, b, DT, SPLIT, SPLIT)
+        return mm_f32(a, b, DT, const.SPLIT, const.SPLIT)
     return mm(a, b, DT)
 
 
@@ -139,14 +135,14 @@ def _chunk_scan_kernel(
     dv = tl.arange(0, DV)
     s, c = _state_rows_or_zeros(s0_ptr, c0_ptr, state_rows, inside, DV, R, HAS_INITIAL)
     if HAS_INITIAL:
-        shift = tl.load(shift0_ptr + state_rows, mask=inside, other=NEG_INF)
+        shift = tl.load(shift0_ptr + state_rows, mask=inside, other=const.NEG_INF)
     else:
-        shift = tl.full([R], NEG_INF, tl.float32)
+        shift = tl.full([R], const.NEG_INF, tl.float32)
     for t in tl.range(0, n_chunks, num_stages=4):
         slot_rows = (bh * n_chunks + t) * F + rows
         chunk_s = tl.load(chunk_s_ptr + slot_rows[:, None] * DV + dv[None, :], mask=inside[:, None], other=0.0)
         chunk_c = tl.load(chunk_c_ptr + slot_rows, mask=inside, other=0.0)
-        chunk_max = tl.load(chunk_m_ptr + slot_rows, mask=inside, other=NEG_INF)
+        chunk_max = tl.load(chunk_m_ptr + slot_rows, mask=inside, other=const.NEG_INF)
         # the chunk's own state is replaced by the state entering it
         tl.store(chunk_s_ptr + slot_rows[:, None] * DV + dv[None, :], s, mask=inside[:, None])
         tl.store(chunk_c_ptr + slot_rows, c, mask=inside)
@@ -167,7 +163,7 @@ def _chunk_scan_kernel(
 def _chunk_growth(start, main, valid, local, end, LOG_DOMAIN: tl.constexpr):
     """Rise of the running key maximum inside the chunk after its first key (0 for linear kernels)."""
     if LOG_DOMAIN:
-        first = tl.maximum(start, tl.max(tl.where((local == 0)[:, None] & valid[:, None], main, NEG_INF), axis=0))
+        first = tl.maximum(start, tl.max(tl.where((local == 0)[:, None] & valid[:, None], main, const.NEG_INF), axis=0))
         growth = tl.max(end - first, axis=0)
     else:
         growth = 0.0
@@ -227,7 +223,7 @@ def _chunk_output_kernel(
             tl.store(o_base + (row0 + i) * so_l + dv * so_d, rounded)
             if SAVE_RESIDUAL:
                 tl.store(r_base + (row0 + i) * sr_l + dv * sr_d, cast(y - rounded.to(tl.float32), DT))
-            tl.store(lse_base + i, tl.where(den > 0, s_i + tl.log(tl.where(den > 0, den, 1.0)), POS_INF))
+            tl.store(lse_base + i, tl.where(den > 0, s_i + tl.log(tl.where(den > 0, den, 1.0)), const.POS_INF))
     else:
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
         fq, fq_x = feature_maps(xq, KERNEL, False, EW)
@@ -245,7 +241,7 @@ def _chunk_output_kernel(
         # backward's delta = dy . y must be accurate (see mm_f32); inference rounds once.
         weights = _mm_maybe_precise(phi_end, tl.trans(psi), DT, SAVE_RESIDUAL)
         if SAVE_RESIDUAL:
-            num = mm_f32(phi_in, s_in, DT, SPLIT, SPLIT)
+            num = mm_f32(phi_in, s_in, DT, const.SPLIT, const.SPLIT)
         else:
             num = state_product(phi_in, *state_operand(s_in, DT), DT)
         den = tl.sum(phi_in * c_in[None, :], axis=1)
@@ -260,7 +256,7 @@ def _chunk_output_kernel(
             den += tl.sum(phi_in_x * c_in_x[None, :], axis=1)
         weights = tl.where(causal, weights, 0.0)
         if SAVE_RESIDUAL:
-            num = mm_f32(weights, values, DT, SPLIT, EXACT, num)
+            num = mm_f32(weights, values, DT, const.SPLIT, const.EXACT, num)
         else:
             num = mm(weights, values, DT, num)
         den += tl.sum(weights, axis=1)
@@ -271,7 +267,7 @@ def _chunk_output_kernel(
         if SAVE_RESIDUAL:
             tl.store(r_base + (row0 + local)[:, None] * sr_l + dv[None, :] * sr_d,
                      cast(y - rounded.to(tl.float32), DT), mask=valid[:, None])  # fmt: skip
-        lse = tl.where(positive, log_norm + tl.log(tl.where(positive, den, 1.0)), POS_INF)
+        lse = tl.where(positive, log_norm + tl.log(tl.where(positive, den, 1.0)), const.POS_INF)
         tl.store(lse_base + local, lse, mask=valid)
 
 
@@ -301,7 +297,7 @@ def _chunk_grad_delta_kernel(
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
     g_base = dy_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
     start = tl.load(chunk_shift_ptr + shift_slot * FP + d)
-    lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=POS_INF)
+    lse = tl.load(lse_ptr + bh.to(tl.int64) * length + row0 + local, mask=valid, other=const.POS_INF)
     dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
     o_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
     y = _load_rows(o_base, row0, local, dv, so_l, so_d, length - row0, BT, DV, 0.0)
@@ -314,7 +310,7 @@ def _chunk_grad_delta_kernel(
     fq, fq_x = feature_maps(xq, KERNEL, False, EW)
     # normalised weights (about 1/L), split and scaled per feature by mm_f32 (float16 subnormals)
     phi_in = scale_queries(fq, start, lse, LOG_DOMAIN)
-    g = mm_f32(tl.trans(phi_in), dy, DT, SPLIT, EXACT)
+    g = mm_f32(tl.trans(phi_in), dy, DT, const.SPLIT, const.EXACT)
     tl.store(chunk_g_ptr + (slot * FP + d)[:, None] * DV + dv[None, :], g)
     tl.store(chunk_gc_ptr + slot * FP + d, -tl.sum(phi_in * delta[:, None], axis=0))
     if HAS_EXTRA:
@@ -421,14 +417,14 @@ def _chunk_grad_kernel(
                 grad_k += d_weight[:, None] * pair
                 grad_v += tl.sum(pair, axis=1)[:, None] * dy_i[None, :]
         if WANT_DKDV:
-            grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, grad_v)
-            grad_k += psi * (mm_f32(values, tl.trans(g), DT, EXACT, SPLIT) + gc[None, :])
+            grad_v = mm_f32(psi, g, DT, const.SPLIT, const.SPLIT, grad_v)
+            grad_k += psi * (mm_f32(values, tl.trans(g), DT, const.EXACT, const.SPLIT) + gc[None, :])
             tl.store(dk_base + (row0 + local)[:, None] * sdk_l + d[None, :] * sdk_d,
                      cast(grad_k * scale, dk_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
             tl.store(dv_base + (row0 + local)[:, None] * sdv_l + dv[None, :] * sdv_d,
                      cast(grad_v, dv_ptr.dtype.element_ty), mask=valid[:, None])  # fmt: skip
     else:
-        lse = tl.load(lse_ptr + row_stats + local, mask=valid, other=POS_INF)
+        lse = tl.load(lse_ptr + row_stats + local, mask=valid, other=const.POS_INF)
         delta = tl.load(delta_ptr + row_stats + local, mask=valid, other=0.0)
         dy = tl.load(g_base + (row0 + local)[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
         xq = _load_rows(q_base, row0, local, d, sq_l, sq_d, length - row0, BT, D, 0.0) * scale
@@ -440,9 +436,9 @@ def _chunk_grad_kernel(
             end_x = tl.load(chunk_shift_ptr + (shift_slot + 1) * FP + D + e)
             psi_x = tl.where(valid[:, None], scale_keys(fk_x, end_x, LOG_DOMAIN), 0.0)
         if WANT_DQ:
-            grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, SPLIT, SPLIT)
+            grad_q = query_coefficient(fq, end, lse, LOG_DOMAIN) * mm_f32(d_weight, psi, DT, const.SPLIT, const.SPLIT)
             grad_q += query_coefficient(fq, start, lse, LOG_DOMAIN) * (
-                mm_f32(dy, tl.trans(s_in), DT, EXACT, SPLIT) - delta[:, None] * c_in[None, :]
+                mm_f32(dy, tl.trans(s_in), DT, const.EXACT, const.SPLIT) - delta[:, None] * c_in[None, :]
             )
             grad_q_x = tl.zeros([BT, EW], tl.float32)
             if HAS_EXTRA:
@@ -459,14 +455,23 @@ def _chunk_grad_kernel(
             # phi_hat and the weights are normalised (about 1/L): scaled by powers of two around
             # every rounding to DT (float16 subnormals, see mm_f32)
             phi_hat = scale_queries(fq, end, lse, LOG_DOMAIN)
-            weights = mm_f32(phi_hat, tl.trans(psi), DT, ROUND, ROUND)
+            weights = mm_f32(phi_hat, tl.trans(psi), DT, const.ROUND, const.ROUND)
             if HAS_EXTRA:
                 phi_hat_x = scale_queries(fq_x, end_x, lse, LOG_DOMAIN)
                 weights += extra_pair(phi_hat_x, psi_x, EW)
             weights = tl.where(causal, weights, 0.0)
-            grad_v = mm_f32(psi, g, DT, SPLIT, SPLIT, mm_f32(tl.trans(weights), dy, DT, ROUND, EXACT))
+            grad_v = mm_f32(
+                psi, g, DT, const.SPLIT, const.SPLIT, mm_f32(tl.trans(weights), dy, DT, const.ROUND, const.EXACT)
+            )
             grad_k = key_coefficient(fk, end, LOG_DOMAIN) * (
-                mm_f32(values, tl.trans(g), DT, EXACT, SPLIT, mm_f32(tl.trans(d_weight), phi_hat, DT, SPLIT, ROUND))
+                mm_f32(
+                    values,
+                    tl.trans(g),
+                    DT,
+                    const.EXACT,
+                    const.SPLIT,
+                    mm_f32(tl.trans(d_weight), phi_hat, DT, const.SPLIT, const.ROUND),
+                )
                 + gc[None, :]
             )
             grad_k_x = tl.zeros([BT, EW], tl.float32)

@@ -13,8 +13,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from . import const
 from ._common import (
-    NEG_INF,
     cast,
     feature_maps,
     finite_or_zero,
@@ -79,7 +79,7 @@ def _decode_step_kernel(
     if HAS_EXTRA:
         s_x = tl.load(s_ptr + (state + D + e)[:, None] * DV + dv[None, :], mask=keep_x[:, None], other=0.0)
         c_x = tl.load(c_ptr + state + D + e, mask=keep_x, other=0.0)
-        shift_x = tl.load(shift_ptr + state + D + e, mask=keep_x, other=NEG_INF)
+        shift_x = tl.load(shift_ptr + state + D + e, mask=keep_x, other=const.NEG_INF)
         new_shift_x = tl.maximum(shift_x, _squeeze_row(log_magnitude(fk_x, LOG_DOMAIN)))
         decay_x = rescale_factor(shift_x, new_shift_x)
         psi_x = _squeeze_row(scale_keys(fk_x, new_shift_x, LOG_DOMAIN))

@@ -241,7 +241,8 @@ def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
 @pytest.mark.slow
 def test_launch_overhead_times_every_eager_entry_point(tmp_path):
     """benchmarks/launch_overhead.py: kernels built for sm_90, the C launcher stubbed; every row is
-    timed, as a multiple of the minimal launch measured in the same run (the first row)."""
+    timed, as a multiple of the minimal launch measured in the same run (the first row), and no
+    kernel reads a constant that Triton would re-check on every launch (cuda_ops/const.py)."""
     out = tmp_path / "launch.json"
     result = _run(["benchmarks/launch_overhead.py", "--calls", "20", "--repeats", "1", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -249,4 +250,7 @@ def test_launch_overhead_times_every_eager_entry_point(tmp_path):
     assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 6
     assert rows[0]["minimal_launches"] == 1.0
     assert all(r["host_us"] > 0 and r["minimal_launches"] > 0 for r in rows)
-    assert result.stdout.splitlines()[-1].startswith("causal forward, inference")
+    assert result.stdout.splitlines()[-2].startswith("causal forward, inference")
+    checked = json.loads(out.read_text())["checked_globals_per_launch"]
+    assert {"_decode_step_kernel", "_short_kernel", "_state_partial_kernel", "_chunk_output_kernel"} <= set(checked)
+    assert set(checked.values()) == {0}, f"kernels read module-level constexprs by bare name: {checked}"
