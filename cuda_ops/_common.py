@@ -19,6 +19,7 @@ function as the PyTorch path:
 
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -368,3 +369,26 @@ def num_warps_for(*tile_elements: int) -> int:
 def launch_warps(kernel_name: str, default: int) -> int:
     """Warps for a launch of ``kernel_name``: :data:`WARPS` if set there, else ``default``."""
     return WARPS.get(kernel_name, default)
+
+
+#: Register limit given to ``ptxas`` for the variants it would otherwise starve (see
+#: :func:`launch_options`): the most a thread can hold.
+MAX_REGISTERS = 255
+
+
+def launch_options(kernel_name: str, warps: int, dtype: torch.dtype, *dims: int) -> dict:
+    """Launch options of a kernel holding large register tiles: ``num_warps`` (:func:`launch_warps`)
+    and, for float32 inputs or a 128-wide head, ``maxnreg``.
+
+    Given no register limit, ``ptxas`` (12.8 and 12.9, bundled with Triton 3.6 and 3.8) compiles
+    some of the largest variants with 32 or 128 registers and kilobytes of spills: float32
+    products run on the CUDA cores, and 128-wide tiles (e.g. the float32 one-launch forward at
+    64 x 64: 32 registers, 6.1 KB spilled per thread; with ``.maxnreg 255``: 255 and 1.5 KB;
+    ``benchmarks/compile_check.py``). The limit is not set for the other variants: there it
+    also lets ``ptxas`` grow kernels that fit (the bfloat16 key pass 144 -> 198 registers),
+    which would cut the programs per multiprocessor that the grids are sized for.
+    """
+    options = {"num_warps": launch_warps(kernel_name, warps)}
+    if dtype == torch.float32 or max(dims) >= 128:
+        options["maxnreg"] = MAX_REGISTERS
+    return options

@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._common import launch_options
 from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, attend_tile
 from .buffers import empty
 from .dispatch import SUPPORTED_DIMS
@@ -87,9 +88,14 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
     out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
     if out.numel():
         grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
-        warps = _state_warps(head_dim, v.shape[-1], v.dtype)  # those of the key pass it runs
-        _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, num_warps=warps)
+        options = _launch_options(head_dim, v.shape[-1], v.dtype)
+        _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, **options)
     return out
+
+
+def _launch_options(head_dim: int, value_dim: int, dtype: torch.dtype) -> dict:
+    """Warps of the key pass the kernel runs, and the register limit of the fused kernels."""
+    return launch_options("_single_launch_kernel", _state_warps(head_dim, value_dim, dtype), dtype, head_dim, value_dim)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,7 @@ def compile_for_tensorrt(
         **{name: "constexpr" for name in constants},
     }
     source = ASTSource(fn=_single_launch_kernel, signature=signature, constexprs=constants)
-    options = {"num_warps": _state_warps(head_dim, value_dim, DTYPES[dtype])}
+    options = _launch_options(head_dim, value_dim, DTYPES[dtype])
     compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32), options=options)
     own_args = sum(1 for kind in signature.values() if kind != "constexpr")
     return AOTKernel(

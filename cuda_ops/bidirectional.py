@@ -38,6 +38,7 @@ from ._common import (
     feature_maps,
     finite_or_zero,
     key_coefficient,
+    launch_options,
     launch_warps,
     log_magnitude,
     masked_rows_max,
@@ -500,12 +501,13 @@ def fold_key_slices(k: Tensor, v: Tensor, kernel_id: int, scale: float, rows_per
     shape, f32 = (batch * heads, n_parts, padded), torch.float32
     part_s = empty(*shape, value_dim, device=k.device, dtype=f32)
     part_c, part_shift = empty(*shape, device=k.device, dtype=f32), empty(*shape, device=k.device, dtype=f32)
+    warps = _state_warps(head_dim, value_dim, v.dtype)
+    options = launch_options("_state_partial_kernel", warps, v.dtype, head_dim, value_dim)
     _state_partial_kernel[(n_parts, batch * heads)](
         k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
         heads, length, rows_per_part, n_parts, scale,
         DV=value_dim, FP=padded, BL=block_rows, DT=_TL_DTYPES[v.dtype],
-        num_warps=launch_warps("_state_partial_kernel", _state_warps(head_dim, value_dim, v.dtype)),
-        **_kernel_flags(kernel_id, head_dim),
+        **options, **_kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return part_s, part_c, part_shift
 
@@ -536,9 +538,10 @@ def read_out(q: Tensor, state_s: Tensor, state_c: Tensor, state_shift: Tensor, k
     features, value_dim = state_s.shape[-2:]
     out = like_layout(q, value_dim, dtype)
     n_parts, rows = _slices(length, batch * heads, q.device, READOUT_PROGRAMS_PER_SM)
+    options = launch_options("_readout_kernel", 4, dtype, head_dim, value_dim)
     _readout_kernel[(n_parts, batch * heads)](
         q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length, rows, scale,
-        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=_TL_DTYPES[dtype], num_warps=launch_warps("_readout_kernel", 4),
+        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=_TL_DTYPES[dtype], **options,
         **_kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out
@@ -551,11 +554,12 @@ def attend_short(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) 
     batch, heads, length_q, head_dim = q.shape
     value_dim = v.shape[-1]
     out = like_layout(q, value_dim, v.dtype)
+    warps = _state_warps(head_dim, value_dim, v.dtype)
+    options = launch_options("_short_kernel", warps, v.dtype, head_dim, value_dim)
     _short_kernel[(triton.cdiv(length_q, BLOCK_ROWS), batch * heads)](
         q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(), heads, length_q, k.shape[2], scale,
         DV=value_dim, BL=BLOCK_ROWS, DT=_TL_DTYPES[v.dtype],
-        num_warps=launch_warps("_short_kernel", _state_warps(head_dim, value_dim, v.dtype)),
-        **_kernel_flags(kernel_id, head_dim),
+        **options, **_kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out
 
@@ -632,10 +636,11 @@ def bidirectional_backward(
     part_g = empty(batch * heads, n_parts, padded, value_dim, device=device, dtype=torch.float32)
     part_gc = empty(batch * heads, n_parts, padded, device=device, dtype=torch.float32)
     dq = like_layout(q, head_dim, q.dtype)
+    options = launch_options("_query_grad_kernel", 8, v.dtype, head_dim, value_dim)
     _query_grad_kernel[(n_parts, batch * heads)](
         q, grad_out, state_s, state_c, state_shift, dq, part_g, part_gc,
         *q.stride(), *grad_out.stride(), *dq.stride(), heads, length_q, rows, n_parts, scale,
-        DV=value_dim, F=features, FP=padded, BL=BLOCK_ROWS, DT=dt, num_warps=launch_warps("_query_grad_kernel", 8),
+        DV=value_dim, F=features, FP=padded, BL=BLOCK_ROWS, DT=dt, **options,
         **flags,
     )  # fmt: skip
     g = part_g.sum(1)[:, :features]
@@ -647,9 +652,10 @@ def bidirectional_backward(
     g, gc = g.contiguous(), gc.contiguous()
     dk = like_layout(k, head_dim, k.dtype)
     dv = like_layout(v, value_dim, v.dtype)
+    options = launch_options("_key_grad_kernel", heavy, v.dtype, head_dim, value_dim)
     _key_grad_kernel[(triton.cdiv(length_k, BLOCK_ROWS), batch * heads)](
         k, v, g, gc, state_shift, dk, dv, *k.stride(), *v.stride(), *dk.stride(), *dv.stride(),
         heads, length_k, scale, DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt,
-        num_warps=launch_warps("_key_grad_kernel", heavy), **flags,
+        **options, **flags,
     )  # fmt: skip
     return dq, dk, dv

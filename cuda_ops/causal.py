@@ -61,6 +61,7 @@ from ._common import (
     feature_maps,
     finite_or_zero,
     key_coefficient,
+    launch_options,
     launch_warps,
     log_magnitude,
     mm,
@@ -501,9 +502,10 @@ def _output_warps(head_dim: int, value_dim: int, dtype: torch.dtype, save_residu
 def _split_by_default(head_dim: int, value_dim: int, dtype: torch.dtype) -> bool:
     """Split the gradient kernel where one program spills (sm_90 builds at 8 warps, Hadamard Exp,
     ``compile_check.py``): from 64 x 64 up in float16 and float32 (364 B spilled per thread in
-    float16 at 64 x 64; 0 B in either half when split) and above 64 x 64 in bfloat16 (960 B at
-    128 x 128; 56 B and 252 B split). bfloat16 at 64 x 64 spills 40 B in one program and keeps it:
-    one read of the chunk's inputs instead of two."""
+    float16 at 64 x 64; 0 B in either half when split) and above 64 x 64 in bfloat16 (968 B at
+    128 x 128; 64 B and 240 B split). bfloat16 at 64 x 64 spills 40 B in one program and keeps it:
+    one read of the chunk's inputs instead of two; so does bfloat16 at 32 x 128, where the dk/dv
+    half alone spills about as much as the whole (3.8 KB, 4.3 KB)."""
     size = head_dim * value_dim
     return size > 64 * 64 or (size == 64 * 64 and dtype != torch.bfloat16)
 
@@ -606,13 +608,14 @@ def causal_forward(
     residual = like_layout(q, value_dim, v.dtype) if save_residual else out.new_empty(0)
     lse = empty(bh, length, device=q.device, dtype=torch.float32)
     residual_strides = residual.stride() if save_residual else out.stride()
-    warps = launch_warps("_chunk_output_kernel", _output_warps(head_dim, value_dim, v.dtype, save_residual))
+    warps = _output_warps(head_dim, value_dim, v.dtype, save_residual)
+    options = launch_options("_chunk_output_kernel", warps, v.dtype, head_dim, value_dim)
     _chunk_output_kernel[(n_chunks, bh)](
         q, k, v, chunk_s, chunk_c, chunk_shift, out, residual if save_residual else out, lse,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *residual_strides,
         heads, length, n_chunks, scale,
         DV=value_dim, FP=padded, BT=block_t, SAVE_RESIDUAL=save_residual, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype],
-        DT=_TL_DTYPES[v.dtype], num_warps=warps, **_kernel_flags(kernel_id, head_dim),
+        DT=_TL_DTYPES[v.dtype], **options, **_kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out, state_s, state_c, state_shift, lse, chunk_s, chunk_c, chunk_shift, residual
 
@@ -674,11 +677,14 @@ def causal_backward(
     if want_initial_grad:
         d_initial_s = empty(batch, heads, features, value_dim, device=device, dtype=f32)
         d_initial_c = empty(batch, heads, features, device=device, dtype=f32)
+    options = launch_options(
+        "_chunk_grad_delta_kernel", _state_warps(head_dim, value_dim, v.dtype), v.dtype, head_dim, value_dim
+    )
     _chunk_grad_delta_kernel[(n_chunks, bh)](
         q, grad_out, out, residual if has_residual else out, lse, delta, chunk_shift, chunk_g, chunk_gc,
         *q.stride(), *grad_out.stride(), *out.stride(), *(residual if has_residual else out).stride(),
         heads, length, n_chunks, scale, DV=value_dim, FP=padded, BT=block_t, HAS_RESIDUAL=has_residual, DT=dt,
-        num_warps=launch_warps("_chunk_grad_delta_kernel", _state_warps(head_dim, value_dim, v.dtype)), **flags,
+        **options, **flags,
     )  # fmt: skip
     _chunk_grad_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
         chunk_g, chunk_gc, chunk_shift, grad_s if has_final else chunk_g, grad_c if has_final else chunk_gc,
@@ -689,12 +695,13 @@ def causal_backward(
     dq = like_layout(q, head_dim, q.dtype)
     dk = like_layout(k, head_dim, k.dtype)
     dv = like_layout(v, value_dim, v.dtype)
+    options = launch_options("_chunk_grad_kernel", 8, v.dtype, head_dim, value_dim)
     for want_dq, want_dkdv in _grad_launches(head_dim, value_dim, v.dtype):
         _chunk_grad_kernel[(n_chunks, bh)](
             q, k, v, grad_out, lse, delta, chunk_s, chunk_c, chunk_shift, chunk_g, chunk_gc, dq, dk, dv,
             *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride(), *dk.stride(), *dv.stride(),
             heads, length, n_chunks, scale,
             DV=value_dim, FP=padded, BT=block_t, GROWTH_LIMIT=GROWTH_LIMIT[v.dtype], DT=dt,
-            WANT_DQ=want_dq, WANT_DKDV=want_dkdv, num_warps=launch_warps("_chunk_grad_kernel", 8), **flags,
+            WANT_DQ=want_dq, WANT_DKDV=want_dkdv, **options, **flags,
         )  # fmt: skip
     return dq, dk, dv, d_initial_s, d_initial_c

@@ -8,6 +8,7 @@ that imports yolo_lat.cuda_ops does it in a subprocess.
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -134,6 +135,28 @@ def test_kernels_compile_for_hopper_with_the_same_tensor_core_products():
         # Hadamard Exp has more: the exact path for keys that jump inside a chunk (log domain only)
         unmatched = Counter(shapes) - Counter(hadamard[function])
         assert not unmatched, (function, dict(unmatched), hadamard[function])
+
+
+@pytest.mark.slow
+def test_ptxas_gets_a_register_limit_where_it_would_starve_a_kernel():
+    """Without ``.maxnreg``, ptxas (Triton 3.8's) built the float32 one-launch forward (64 x 64)
+    with 32 registers and 6.1 KB of spill stores per thread, and the modulated-dot causal
+    gradients at D=32, Dv=128 in bfloat16 with 128 registers and 6.2 KB; ``launch_options`` sets
+    the limit there (measured with it: 255 registers, 1.5 KB and 3.6 KB)."""
+    args = ["benchmarks/compile_check.py", "--registers"]
+    runs = [
+        _run([*args, "--kernels", "0", "--dtypes", "float32", "--dims", "64x64"], timeout=600),
+        _run([*args, "--kernels", "3", "--dtypes", "bfloat16", "--dims", "32x128"], timeout=600),
+    ]
+    reports = []
+    for result in runs:
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        reports += re.findall(r"(\w+): regs (\d+) spill-stores (\d+)B", result.stdout)
+    assert len(reports) >= 2 * 14, reports  # every launch of the seven operations, twice
+    starved = [(name, regs, spill) for name, regs, spill in reports if int(regs) <= 128 and int(spill) > 1024]
+    assert not starved, starved
+    short = [int(spill) for name, _, spill in reports if name == "_short_kernel"]
+    assert short and max(short) <= 2048, short
 
 
 @pytest.mark.slow
