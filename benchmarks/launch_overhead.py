@@ -76,7 +76,7 @@ def _calls() -> dict:
     from yolo_lat.cuda_ops.decode import decode_step
     from yolo_lat.ela import ELAState, get_kernel
 
-    dispatch._device_reason = lambda tensors: None  # the tensors are on the CPU: accept them
+    dispatch._device_reason = lambda *tensors: None  # the tensors are on the CPU: accept them
     kernel = get_kernel("hadamard_exp")
     bf16 = torch.bfloat16
     step = [torch.randn(8, 16, 64, dtype=bf16) for _ in range(3)]  # the decode shape

@@ -343,6 +343,18 @@ def test_dispatch_declines_what_it_does_not_cover():
         unregister_kernel("test_cuda_ops_linear")
     state64 = ELAState.empty(1, 1, 16, 16, dtype=torch.float64)
     assert ela_step_fused(q[:, :, 0], k[:, :, 0], v[:, :, 0], state64, kern, None) is None
+    empty = ELAState.empty(1, 1, 16, 16)
+    states = {
+        "a torch.float64 state": state64,
+        r"a state of shape S=\(1, 1, 16, 8\)": ELAState.empty(1, 1, 16, 8),
+        "a state of shape S=": ELAState(empty.S, empty.C[..., :15], empty.shift, "hadamard_exp"),
+        "a state on another device": ELAState(empty.S, empty.C, empty.shift.to("meta"), "hadamard_exp"),
+    }
+    for reason, state in states.items():
+        with pytest.raises(RuntimeError, match=reason):
+            ela_step_fused(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, kern, None, strict=True)
+    with pytest.raises(RuntimeError, match="tensors on several devices"):
+        ela_dispatch(q, k, v.to("meta"), kern, False, None, None, False, None, strict=True)
     grad_q = q[:, :, 0].clone().requires_grad_()
     with pytest.raises(RuntimeError, match="gradients through a decode step"):
         ela_step_fused(grad_q, k[:, :, 0], v[:, :, 0], None, kern, None, strict=True)
