@@ -13,6 +13,9 @@ Usage::
     python benchmarks/compile_check.py                      # the default matrix
     python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
     python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --ir
+    # with the H200 image's Triton (3.6.0) instead of the installed one:
+    pip install --target /tmp/triton36 triton==3.6.0
+    PYTHONPATH=/tmp/triton36 python benchmarks/compile_check.py --registers
 
 Prints one line per (configuration, operation) and exits non-zero if any compile failed.
 """
