@@ -178,6 +178,9 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
             rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, flops=ela_flops)
             if length <= GRAPH_MAX:
                 rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, graph=True)
+                with _triton_binding():  # the eager host cost that cuda_ops/launcher.py removes
+                    rows.add("bidirectional forward", "fused, Triton binding", length, _call(_ela, q, k, v),
+                             bytes_moved=io)  # fmt: skip
         if length <= SHORT_COMPARE_MAX:  # the output-only forward in one launch or three, side by side
             for impl, short_keys in (("fused 1 launch", length), ("fused 3 launches", 0)):
                 with kernels_env("triton"), _short_keys(short_keys):
@@ -212,6 +215,18 @@ def _short_keys(value: int):
         yield
     finally:
         bidirectional.SHORT_KEYS = saved
+
+
+@contextlib.contextmanager
+def _triton_binding():
+    """Every launch through Triton's own argument binding (``cuda_ops/launcher.py`` off)."""
+    from yolo_lat.cuda_ops import launcher
+
+    launcher.ENABLED = False
+    try:
+        yield
+    finally:
+        launcher.ENABLED = True
 
 
 def _vision_rows(rows: Rows) -> None:
@@ -272,6 +287,9 @@ def _decode_rows(rows: Rows, dtype) -> None:
             with kernels_env("torch"):
                 rows.add("decode step B=8 H=16", "torch ELA", context, _call(ela_step, *step, state, scale=scale),
                          bytes_moved=state_bytes, graph=graph)  # fmt: skip
+        with _triton_binding():
+            rows.add("decode step B=8 H=16", "fused, Triton binding", context,
+                     _call(ela_step_fused, *step, state, kern, scale), bytes_moved=state_bytes)  # fmt: skip
 
 
 def _stage_rows(rows: Rows, dtype) -> None:

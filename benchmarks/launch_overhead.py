@@ -53,18 +53,24 @@ def _stub_launcher() -> None:
     CompiledKernel.run = property(lambda self: lambda *args: None)
 
 
-def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[str, float]:
-    """Best time per call of each entry, in us: ``repeats`` rounds, each timing ``n_calls`` calls
-    of every entry in turn (interleaved, so a slow spell of the machine hits all entries alike)."""
+def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[tuple[str, bool], float]:
+    """Best time per call of each entry, in us, with direct launches on and off: ``repeats``
+    rounds, each timing ``n_calls`` calls of every (entry, mode) in turn (interleaved, so a slow
+    spell of the machine hits all entries alike)."""
+    from yolo_lat.cuda_ops import launcher
+
     for fn in calls.values():
         fn()  # compile
-    best = dict.fromkeys(calls, float("inf"))
+    best = {(name, direct): float("inf") for name in calls for direct in (True, False)}
     for _ in range(repeats):
-        for name, fn in calls.items():
+        for name, direct in best:
+            fn = calls[name]
+            launcher.ENABLED = direct
             begin = time.perf_counter()
             for _ in range(n_calls):
                 fn()
-            best[name] = min(best[name], (time.perf_counter() - begin) / n_calls * 1e6)
+            best[name, direct] = min(best[name, direct], (time.perf_counter() - begin) / n_calls * 1e6)
+    launcher.ENABLED = True
     return best
 
 
@@ -119,12 +125,20 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     _stub_launcher()
     best = _best_us(_calls(), args.calls, args.repeats)
-    unit = next(iter(best.values()))
-    rows = [{"call": n, "host_us": round(us, 2), "minimal_launches": round(us / unit, 2)} for n, us in best.items()]
+    unit = best["minimal Triton launch (1 argument)", True]
+    rows = []
+    for (name, direct), us in best.items():
+        if direct:
+            through_triton = best[name, False]
+            rows.append({"call": name, "host_us": round(us, 2), "minimal_launches": round(us / unit, 2),
+                         "host_us_triton_binding": round(through_triton, 2),
+                         "minimal_launches_triton_binding": round(through_triton / unit, 2)})  # fmt: skip
     record = {
         "benchmark": "launch_overhead",
         "method": f"best of {args.repeats} interleaved rounds of {args.calls} eager calls per entry; Triton's C "
-        "launcher stubbed (no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run",
+        "launcher stubbed (no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run; "
+        "each entry with cuda_ops' direct launches (host_us) and through Triton's own binding on every call "
+        "(YOLO_LAT_DIRECT_LAUNCH=0, *_triton_binding)",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "rows": rows,
@@ -137,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         partial.write_text(json.dumps(record, indent=1) + "\n")
         partial.replace(out)
     width = max(len(r["call"]) for r in rows)
-    print(f"{'call':{width}s}  host us  x minimal launch")
+    print(f"{'call':{width}s}  host us  x minimal launch  x minimal, Triton binding")
     for r in rows:
-        print(f"{r['call']:{width}s}  {r['host_us']:7.1f}  {r['minimal_launches']:6.2f}")
+        print(f"{r['call']:{width}s}  {r['host_us']:7.1f}  {r['minimal_launches']:16.2f}  "
+              f"{r['minimal_launches_triton_binding']:25.2f}")  # fmt: skip
     print(f"module-level globals Triton checks per launch: {record['checked_globals_per_launch']}")
     return 0
 

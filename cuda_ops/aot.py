@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ._common import launch_options
 from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, attend_tile
-from .buffers import empty
+from .buffers import cdiv, empty
 from .dispatch import SUPPORTED_DIMS
 from .ops import KERNEL_IDS
 
@@ -87,7 +87,7 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
     constants = _constants(kernel_id, _NAMES[v.dtype], head_dim, v.shape[-1], scale)
     out = empty(batch, heads, length_q, v.shape[-1], device=q.device, dtype=v.dtype)  # NaN when poisoned
     if out.numel():
-        grid = (triton.cdiv(length_q, BLOCK_ROWS), batch * heads)
+        grid = (cdiv(length_q, BLOCK_ROWS), batch * heads)
         options = _launch_options(head_dim, v.shape[-1], v.dtype)
         _single_launch_kernel[grid](q, k, v, length_q, k.shape[2], out, **constants, **options)
     return out

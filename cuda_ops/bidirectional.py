@@ -51,7 +51,8 @@ from ._common import (
     state_operand,
     state_product,
 )
-from .buffers import empty, feature_count, like_layout, padded_features
+from .buffers import cdiv, empty, feature_count, like_layout, padded_features
+from .launcher import direct
 
 #: Rows per tile of queries or keys.
 BLOCK_ROWS = 64
@@ -83,11 +84,11 @@ def _multiprocessors(device: torch.device) -> int:
 def _slices(length: int, programs_per_slice: int, device: torch.device, per_sm: int | None = None) -> tuple[int, int]:
     """Number of slices and rows per slice (a multiple of the tile) for a pass split along a
     sequence, aiming at ``per_sm`` (default :data:`PROGRAMS_PER_SM`) programs per multiprocessor."""
-    tiles = triton.cdiv(length, BLOCK_ROWS)
+    tiles = cdiv(length, BLOCK_ROWS)
     target = (PROGRAMS_PER_SM if per_sm is None else per_sm) * _multiprocessors(device)
     parts = max(1, min(tiles, target // max(1, programs_per_slice)))
-    rows = triton.cdiv(tiles, parts) * BLOCK_ROWS
-    return triton.cdiv(length, rows), rows
+    rows = cdiv(tiles, parts) * BLOCK_ROWS
+    return cdiv(length, rows), rows
 
 
 @triton.jit
@@ -497,13 +498,13 @@ def fold_key_slices(k: Tensor, v: Tensor, kernel_id: int, scale: float, rows_per
     batch, heads, length, head_dim = k.shape
     value_dim = v.shape[-1]
     padded = padded_features(head_dim, kernel_id)
-    n_parts = triton.cdiv(length, rows_per_part)
+    n_parts = cdiv(length, rows_per_part)
     shape, f32 = (batch * heads, n_parts, padded), torch.float32
     part_s = empty(*shape, value_dim, device=k.device, dtype=f32)
     part_c, part_shift = empty(*shape, device=k.device, dtype=f32), empty(*shape, device=k.device, dtype=f32)
     warps = _state_warps(head_dim, value_dim, v.dtype)
     options = launch_options("_state_partial_kernel", warps, v.dtype, head_dim, value_dim)
-    _state_partial_kernel[(n_parts, batch * heads)](
+    direct(_state_partial_kernel)[(n_parts, batch * heads)](
         k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
         heads, length, rows_per_part, n_parts, scale,
         DV=value_dim, FP=padded, BL=block_rows, DT=_TL_DTYPES[v.dtype],
@@ -523,7 +524,7 @@ def combine_slices(part_s: Tensor, part_c: Tensor, part_shift: Tensor, batch: in
     kwargs = {"device": part_s.device, "dtype": torch.float32}
     state_s = empty(batch, heads, features, value_dim, **kwargs)
     state_c, state_shift = empty(batch, heads, features, **kwargs), empty(batch, heads, features, **kwargs)
-    _state_combine_kernel[(batch * heads, triton.cdiv(features, COMBINE_ROWS))](
+    direct(_state_combine_kernel)[(batch * heads, cdiv(features, COMBINE_ROWS))](
         part_s, part_c, part_shift, state_s, state_c, state_shift, n_parts,
         DV=value_dim, F=features, FP=features, R=COMBINE_ROWS,
         num_warps=launch_warps("_state_combine_kernel", 4),
@@ -539,7 +540,7 @@ def read_out(q: Tensor, state_s: Tensor, state_c: Tensor, state_shift: Tensor, k
     out = like_layout(q, value_dim, dtype)
     n_parts, rows = _slices(length, batch * heads, q.device, READOUT_PROGRAMS_PER_SM)
     options = launch_options("_readout_kernel", 4, dtype, head_dim, value_dim)
-    _readout_kernel[(n_parts, batch * heads)](
+    direct(_readout_kernel)[(n_parts, batch * heads)](
         q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length, rows, scale,
         DV=value_dim, F=features, BL=BLOCK_ROWS, DT=_TL_DTYPES[dtype], **options,
         **_kernel_flags(kernel_id, head_dim),
@@ -556,7 +557,7 @@ def attend_short(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) 
     out = like_layout(q, value_dim, v.dtype)
     warps = _state_warps(head_dim, value_dim, v.dtype)
     options = launch_options("_short_kernel", warps, v.dtype, head_dim, value_dim)
-    _short_kernel[(triton.cdiv(length_q, BLOCK_ROWS), batch * heads)](
+    direct(_short_kernel)[(cdiv(length_q, BLOCK_ROWS), batch * heads)](
         q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(), heads, length_q, k.shape[2], scale,
         DV=value_dim, BL=BLOCK_ROWS, DT=_TL_DTYPES[v.dtype],
         **options, **_kernel_flags(kernel_id, head_dim),
@@ -637,7 +638,7 @@ def bidirectional_backward(
     part_gc = empty(batch * heads, n_parts, padded, device=device, dtype=torch.float32)
     dq = like_layout(q, head_dim, q.dtype)
     options = launch_options("_query_grad_kernel", 8, v.dtype, head_dim, value_dim)
-    _query_grad_kernel[(n_parts, batch * heads)](
+    direct(_query_grad_kernel)[(n_parts, batch * heads)](
         q, grad_out, state_s, state_c, state_shift, dq, part_g, part_gc,
         *q.stride(), *grad_out.stride(), *dq.stride(), heads, length_q, rows, n_parts, scale,
         DV=value_dim, F=features, FP=padded, BL=BLOCK_ROWS, DT=dt, **options,
@@ -653,7 +654,7 @@ def bidirectional_backward(
     dk = like_layout(k, head_dim, k.dtype)
     dv = like_layout(v, value_dim, v.dtype)
     options = launch_options("_key_grad_kernel", heavy, v.dtype, head_dim, value_dim)
-    _key_grad_kernel[(triton.cdiv(length_k, BLOCK_ROWS), batch * heads)](
+    direct(_key_grad_kernel)[(cdiv(length_k, BLOCK_ROWS), batch * heads)](
         k, v, g, gc, state_shift, dk, dv, *k.stride(), *v.stride(), *dk.stride(), *dv.stride(),
         heads, length_k, scale, DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt,
         **options, **flags,

@@ -74,7 +74,8 @@ from ._common import (
     state_product,
 )
 from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, fold_key_slices
-from .buffers import empty, feature_count, like_layout, padded_features
+from .buffers import cdiv, empty, feature_count, like_layout, padded_features
+from .launcher import direct
 
 #: Feature rows per program of the sequential scans (many small programs keep many loads in flight).
 SCAN_ROWS = 4
@@ -544,7 +545,7 @@ def chunk_states(
     features = feature_count(head_dim, kernel_id)
     padded = padded_features(head_dim, kernel_id)
     block_t = chunk_length(head_dim, value_dim)
-    n_chunks = triton.cdiv(length, block_t)
+    n_chunks = cdiv(length, block_t)
     bh = batch * heads
     kwargs = {"device": k.device, "dtype": torch.float32}
     chunk_shift = empty(bh, n_chunks + 1, padded, **kwargs)
@@ -554,7 +555,7 @@ def chunk_states(
     if has_initial:
         initial_s, initial_c, initial_shift = (t.contiguous() for t in (initial_s, initial_c, initial_shift))
     chunk_s, chunk_c, chunk_max = fold_key_slices(k, v, kernel_id, scale, block_t, block_t)
-    _chunk_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
+    direct(_chunk_scan_kernel)[(cdiv(padded, SCAN_ROWS), bh)](
         chunk_s, chunk_c, chunk_max, chunk_shift, initial_s if has_initial else state_s,
         initial_c if has_initial else state_c, initial_shift if has_initial else state_shift,
         state_s, state_c, state_shift, n_chunks,
@@ -599,7 +600,7 @@ def causal_forward(
     value_dim = v.shape[-1]
     padded = padded_features(head_dim, kernel_id)
     block_t = chunk_length(head_dim, value_dim)
-    n_chunks = triton.cdiv(length, block_t)
+    n_chunks = cdiv(length, block_t)
     bh = batch * heads
     chunk_s, chunk_c, chunk_shift, state_s, state_c, state_shift = chunk_states(
         k, v, initial_s, initial_c, initial_shift, kernel_id, scale
@@ -610,7 +611,7 @@ def causal_forward(
     residual_strides = residual.stride() if save_residual else out.stride()
     warps = _output_warps(head_dim, value_dim, v.dtype, save_residual)
     options = launch_options("_chunk_output_kernel", warps, v.dtype, head_dim, value_dim)
-    _chunk_output_kernel[(n_chunks, bh)](
+    direct(_chunk_output_kernel)[(n_chunks, bh)](
         q, k, v, chunk_s, chunk_c, chunk_shift, out, residual if save_residual else out, lse,
         *q.stride(), *k.stride(), *v.stride(), *out.stride(), *residual_strides,
         heads, length, n_chunks, scale,
@@ -660,7 +661,7 @@ def causal_backward(
     flags = _kernel_flags(kernel_id, head_dim)
     dt = _TL_DTYPES[v.dtype]
     block_t = chunk_length(head_dim, value_dim)
-    n_chunks = triton.cdiv(length, block_t)
+    n_chunks = cdiv(length, block_t)
     bh = batch * heads
     device = q.device
     f32 = torch.float32
@@ -680,13 +681,13 @@ def causal_backward(
     options = launch_options(
         "_chunk_grad_delta_kernel", _state_warps(head_dim, value_dim, v.dtype), v.dtype, head_dim, value_dim
     )
-    _chunk_grad_delta_kernel[(n_chunks, bh)](
+    direct(_chunk_grad_delta_kernel)[(n_chunks, bh)](
         q, grad_out, out, residual if has_residual else out, lse, delta, chunk_shift, chunk_g, chunk_gc,
         *q.stride(), *grad_out.stride(), *out.stride(), *(residual if has_residual else out).stride(),
         heads, length, n_chunks, scale, DV=value_dim, FP=padded, BT=block_t, HAS_RESIDUAL=has_residual, DT=dt,
         **options, **flags,
     )  # fmt: skip
-    _chunk_grad_scan_kernel[(triton.cdiv(padded, SCAN_ROWS), bh)](
+    direct(_chunk_grad_scan_kernel)[(cdiv(padded, SCAN_ROWS), bh)](
         chunk_g, chunk_gc, chunk_shift, grad_s if has_final else chunk_g, grad_c if has_final else chunk_gc,
         d_initial_s if want_initial_grad else chunk_g, d_initial_c if want_initial_grad else chunk_gc, n_chunks,
         DV=value_dim, F=padded, R=SCAN_ROWS, HAS_FINAL_GRAD=has_final, WANT_INITIAL_GRAD=want_initial_grad,
@@ -697,7 +698,7 @@ def causal_backward(
     dv = like_layout(v, value_dim, v.dtype)
     options = launch_options("_chunk_grad_kernel", 8, v.dtype, head_dim, value_dim)
     for want_dq, want_dkdv in _grad_launches(head_dim, value_dim, v.dtype):
-        _chunk_grad_kernel[(n_chunks, bh)](
+        direct(_chunk_grad_kernel)[(n_chunks, bh)](
             q, k, v, grad_out, lse, delta, chunk_s, chunk_c, chunk_shift, chunk_g, chunk_gc, dq, dk, dv,
             *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(), *dq.stride(), *dk.stride(), *dv.stride(),
             heads, length, n_chunks, scale,

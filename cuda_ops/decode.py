@@ -26,6 +26,7 @@ from ._common import (
 )
 from .bidirectional import _kernel_flags
 from .buffers import empty, feature_count
+from .launcher import direct
 
 
 @triton.jit
@@ -134,7 +135,7 @@ def decode_step(
     new_s = empty(batch, heads, features, value_dim, device=q.device, dtype=torch.float32)
     new_c = empty(batch, heads, features, device=q.device, dtype=torch.float32)
     new_shift = empty(batch, heads, features, device=q.device, dtype=torch.float32)
-    _decode_step_kernel[(batch * heads,)](
+    direct(_decode_step_kernel)[(batch * heads,)](
         q, k, v, state_s, state_c, state_shift, y, new_s, new_c, new_shift,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), heads, scale,
         DV=value_dim, F=features, num_warps=num_warps_for(head_dim * value_dim), **_kernel_flags(kernel_id, head_dim),

@@ -17,11 +17,10 @@ any device Triton can launch on (CUDA, or CPU tensors under ``TRITON_INTERPRET=1
 from __future__ import annotations
 
 import torch
-import triton
 from torch import Tensor
 
 from .bidirectional import bidirectional_backward, bidirectional_forward
-from .buffers import feature_count, like_layout, padded_features
+from .buffers import cdiv, feature_count, like_layout, padded_features
 from .causal import causal_backward, causal_forward, chunk_length
 from .decode import decode_step
 
@@ -125,7 +124,7 @@ def _(q, k, v, initial_s, initial_c, initial_shift, kernel_id, scale, save_resid
     batch, heads, length, head_dim = q.shape
     value_dim = v.shape[-1]
     padded = padded_features(head_dim, kernel_id)
-    n_chunks = triton.cdiv(length, chunk_length(head_dim, value_dim))
+    n_chunks = cdiv(length, chunk_length(head_dim, value_dim))
     bh = batch * heads
     f32 = torch.float32
     out = like_layout(q, value_dim, v.dtype)

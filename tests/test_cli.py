@@ -106,3 +106,4 @@ def test_benchmark_report_from_committed_results(tmp_path):
     page = out.read_text()
     assert "## Detectors on an H200 (fused ELA kernels)" in page
     assert "yolo-lat-n" in page and "yolo26n" in page
+    assert "decode step: kernel launch |" in page and "x minimal launch, Triton binding" in page

@@ -82,8 +82,13 @@ def _kernel_check(record: dict[str, Any]) -> str:
 
 
 def _launch_overhead(record: dict[str, Any]) -> str:
+    headers = ["eager call", "x minimal launch", "host us (this CPU)"]
     body = [[r["call"], f"{r['minimal_launches']:.2f}", f"{r['host_us']:.1f}"] for r in record["rows"]]
-    table = timing.format_table(["eager call", "x minimal launch", "host us (this CPU)"], body)
+    if all("minimal_launches_triton_binding" in r for r in record["rows"]):  # (older records: one mode)
+        headers.append("x minimal launch, Triton binding")
+        for row, r in zip(body, record["rows"]):
+            row.append(f"{r['minimal_launches_triton_binding']:.2f}")
+    table = timing.format_table(headers, body)
     return f"torch {record['torch']}, Triton {record['triton']}; {record['method']}.\n\n{table}"
 
 

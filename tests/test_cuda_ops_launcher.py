@@ -1,0 +1,133 @@
+"""cuda_ops/launcher.py: a direct launch is the launch Triton's own path would make.
+
+The kernels are compiled for sm_90 with ``compile_check``'s stand-in driver and Triton's C
+launcher records its calls instead of launching (no GPU here). For each call below, the launch
+that Triton's binding makes (``YOLO_LAT_DIRECT_LAUNCH`` off) and the one the direct path makes must
+name the same compiled kernel, grid and arguments; regular calls must skip Triton's binding, and
+irregular ones (an unaligned tensor, an int Triton specializes differently) must go through it.
+Runs in a subprocess: the rest of the suite uses the Triton interpreter.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, "benchmarks")
+import torch
+from compile_check import _HopperStandIn
+from triton.compiler.compiler import CompiledKernel
+from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
+from _checkout import use_checkout
+
+use_checkout()
+driver.set_active(_HopperStandIn())
+LAUNCHES, BINDINGS = [], []
+CompiledKernel._init_handles = lambda self: None
+CompiledKernel.function = None
+CompiledKernel.run = property(lambda self: lambda *args: LAUNCHES.append((self, args)))
+bind = JITFunction.run
+def counted(self, *args, **kwargs):
+    BINDINGS.append(self.__name__)
+    return bind(self, *args, **kwargs)
+JITFunction.run = counted
+
+from yolo_lat.cuda_ops import launcher
+from yolo_lat.cuda_ops.bidirectional import bidirectional_output
+from yolo_lat.cuda_ops.causal import causal_forward
+from yolo_lat.cuda_ops.decode import decode_step
+
+def describe(launch):
+    kernel, args = launch
+    grid, launched = args[:3], args[9:]  # (grid, stream, function, metadata, launch metadata, 2 hooks)
+    shown = [(str(a.dtype), a.data_ptr() % 16, tuple(a.shape), a.stride()) if isinstance(a, torch.Tensor)
+             else repr(a) for a in launched]
+    return {"kernel": id(kernel), "grid": list(grid), "args": shown}
+
+def run(call, direct):
+    launcher.ENABLED = direct
+    del LAUNCHES[:], BINDINGS[:]
+    call()
+    return [describe(launch) for launch in LAUNCHES], list(BINDINGS)
+
+bf16, fp16 = torch.bfloat16, torch.float16
+step = [torch.randn(8, 16, 64, dtype=bf16) for _ in range(3)]
+state = [torch.zeros(8, 16, 64, 64), torch.zeros(8, 16, 64), torch.full((8, 16, 64), float("-inf"))]
+wide = torch.randn(8, 16, 72, dtype=bf16)
+q, k, v = (torch.randn(1, 2, 256, 32, dtype=bf16) for _ in range(3))
+nchw = torch.randn(1, 64, 16, 16, dtype=bf16).view(1, 2, 32, 256).transpose(-1, -2)  # stride(-2) == 1
+calls = {
+    "decode bf16": lambda: decode_step(*step, *state, 0, 0.125),
+    "decode fp16": lambda: decode_step(*(t.half() for t in step), *state, 0, 0.125),
+    "decode, q unaligned": lambda: decode_step(wide[..., 1:65], step[1], step[2], *state, 0, 0.125),
+    "decode, head stride 72": lambda: decode_step(wide[..., :64], step[1], step[2], *state, 0, 0.125),
+    "short bf16": lambda: bidirectional_output(q, k, v, 0, 0.125),
+    "short, channel-first": lambda: bidirectional_output(nchw, nchw, nchw, 1, 0.125),
+    "causal inference": lambda: causal_forward(q, k, v, None, None, None, 0, 0.125, False),
+}
+report = {}
+for name, call in calls.items():
+    through_triton, _ = run(call, False)
+    run(call, True)  # the first direct call binds through Triton and keeps the kernel
+    direct, bindings = run(call, True)
+    report[name] = {"triton": through_triton, "direct": direct, "bindings": bindings}
+
+from triton import knobs
+hook = lambda *args: None
+knobs.runtime.launch_enter_hook.add(hook)  # a profiler: every launch through Triton
+report["hooked"] = {"bindings": run(calls["decode bf16"], True)[1]}
+knobs.runtime.launch_enter_hook.remove(hook)
+
+import triton, triton.language as tl
+@triton.jit
+def constexpr_first(BLOCK: tl.constexpr, x_ptr):
+    pass
+try:
+    launcher.DirectLaunch(constexpr_first)
+except ValueError as err:
+    report["order"] = str(err)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.slow
+def test_direct_launch_is_the_launch_triton_makes(tmp_path):
+    script = tmp_path / "launches.py"  # (a file: Triton reads the source of its kernels)
+    script.write_text(_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report.pop("order") == "constexpr_first: DirectLaunch needs the constexprs after the runtime arguments"
+    assert report.pop("hooked")["bindings"] == ["_decode_step_kernel"]
+    for name, entry in report.items():
+        assert entry["triton"], f"{name}: nothing launched"
+        assert entry["direct"] == entry["triton"], f"{name}: the direct launch differs from Triton's"
+    regular = ["decode bf16", "decode fp16", "short bf16", "short, channel-first", "causal inference"]
+    for name in regular:
+        assert report[name]["bindings"] == [], f"{name}: still bound by Triton ({report[name]['bindings']})"
+    for name in ("decode, q unaligned", "decode, head stride 72"):  # 2 bytes off; not a multiple of 16
+        assert report[name]["bindings"] == ["_decode_step_kernel"], name
+    kernels = {name: {launch["kernel"] for launch in report[name]["direct"]} for name in report}
+    assert kernels["decode bf16"].isdisjoint(kernels["decode fp16"])  # dtypes are part of the key
+    assert kernels["decode bf16"].isdisjoint(kernels["decode, q unaligned"] | kernels["decode, head stride 72"])
+    assert kernels["short bf16"].isdisjoint(kernels["short, channel-first"])  # a unit stride moved
+
+
+def test_direct_launches_can_be_switched_off():
+    code = "from yolo_lat.cuda_ops import launcher; print(launcher.ENABLED)"
+    for value, expected in (("0", "False"), ("1", "True"), (None, "True")):
+        env = {k: v for k, v in os.environ.items() if k != "YOLO_LAT_DIRECT_LAUNCH"}
+        env.update({} if value is None else {"YOLO_LAT_DIRECT_LAUNCH": value})
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
+        assert result.stdout.strip() == expected, (value, result.stderr[-2000:])
