@@ -131,3 +131,15 @@ def test_direct_launches_can_be_switched_off():
         env.update({} if value is None else {"YOLO_LAT_DIRECT_LAUNCH": value})
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
         assert result.stdout.strip() == expected, (value, result.stderr[-2000:])
+
+
+def test_host_code_launches_directly_and_avoids_triton_cdiv():
+    """Every launch of the eager paths goes through launcher.direct, and no host code calls
+    triton.cdiv (a ConstexprFunction: about 2 us per call on the host, Triton 3.8)."""
+    import re
+
+    for name in ("bidirectional", "causal", "decode", "ops", "dispatch", "buffers"):
+        text = (ROOT / "cuda_ops" / f"{name}.py").read_text()
+        assert "triton.cdiv(" not in text, name
+        bare = re.findall(r"^\s+(_\w+_kernel)\[", text, flags=re.M)
+        assert not bare, f"cuda_ops/{name}.py launches {bare} through Triton's binding; use direct(kernel)[grid]"
