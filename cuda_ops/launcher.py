@@ -9,14 +9,15 @@ step is bound by its host side, not by the GPU (see ``benchmarks/launch_overhead
 all *regular* (tensors 16-byte aligned; specialized ints either 1 or divisible by 16, at least 16
 and below 2^31; ints marked ``do_not_specialize`` below 2^31; floats) specializes exactly like
 every other regular call with the same tensor dtypes, the same specialized ints equal to 1, and
-the same constexprs and options, so the kernel Triton compiled and launched for
-the first one is launched directly for the rest (``CompiledKernel.run``, the launcher Triton itself
-calls, on the stream Triton would pick). Any other call, a launch hook (a profiler) or the
-interpreter goes through Triton's own path, unchanged. Options Triton takes from its knobs at
-launch time (``TRITON_DEBUG``, instrumentation) are those of the first call.
-``YOLO_LAT_DIRECT_LAUNCH=0`` (read at import; or :data:`ENABLED` set to False) sends every call
-through Triton's path. ``tests/test_cuda_ops_launcher.py`` checks, on kernels built for sm_90,
-that a direct launch passes the launcher the same compiled kernel, grid and arguments as Triton.
+the same constexprs and options, so the kernel Triton compiled and launched for the first one is
+launched directly for the rest (``CompiledKernel.run``, the launcher Triton itself calls, on the
+stream Triton would pick). Irregular calls, calls while a launch hook is installed (a profiler),
+kernels with ``pre_run_hooks`` and the interpreter go through Triton's own path, unchanged.
+Options Triton takes from its knobs at launch time (``TRITON_DEBUG``, instrumentation) are those
+of the first call. ``YOLO_LAT_DIRECT_LAUNCH=0`` (read at import; or :data:`ENABLED` set to False)
+sends every call through Triton's path. ``tests/test_cuda_ops_launcher.py`` checks, on kernels
+built for sm_90, that a direct launch hands Triton's launcher the same compiled kernel, grid and
+arguments as Triton's own path.
 
 The kernels' call sites launch through :func:`direct`:
 
@@ -89,7 +90,8 @@ class DirectLaunch:
 
     def launch(self, grid: tuple[int, ...], args: tuple, kwargs: dict):
         """Launch on ``grid``; returns Triton's compiled kernel, or None where the call went directly."""
-        direct = ENABLED and self.direct and not _hooked() and len(args) == len(self._specialized)
+        direct = ENABLED and self.direct and not _hooked() and not self.fn.pre_run_hooks
+        direct = direct and len(args) == len(self._specialized)
         signature = self.signature(args) if direct else None
         if signature is None:
             return self.fn[grid](*args, **kwargs)

@@ -81,10 +81,14 @@ for name, call in calls.items():
     report[name] = {"triton": through_triton, "direct": direct, "bindings": bindings}
 
 from triton import knobs
-hook = lambda *args: None
+hook = lambda *args, **kwargs: None
 knobs.runtime.launch_enter_hook.add(hook)  # a profiler: every launch through Triton
 report["hooked"] = {"bindings": run(calls["decode bf16"], True)[1]}
 knobs.runtime.launch_enter_hook.remove(hook)
+from yolo_lat.cuda_ops.decode import _decode_step_kernel
+_decode_step_kernel.add_pre_run_hook(hook)
+report["pre-run hook"] = {"bindings": run(calls["decode bf16"], True)[1]}
+_decode_step_kernel.pre_run_hooks.remove(hook)
 
 import triton, triton.language as tl
 @triton.jit
@@ -110,6 +114,7 @@ def test_direct_launch_is_the_launch_triton_makes(tmp_path):
     report = json.loads(result.stdout.splitlines()[-1])
     assert report.pop("order") == "constexpr_first: DirectLaunch needs the constexprs after the runtime arguments"
     assert report.pop("hooked")["bindings"] == ["_decode_step_kernel"]
+    assert report.pop("pre-run hook")["bindings"] == ["_decode_step_kernel"]
     for name, entry in report.items():
         assert entry["triton"], f"{name}: nothing launched"
         assert entry["direct"] == entry["triton"], f"{name}: the direct launch differs from Triton's"
