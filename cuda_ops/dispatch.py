@@ -135,16 +135,20 @@ def _wants_grad(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _direct(*tensors: Tensor | None) -> bool:
-    """Launch the kernels without the custom-op layer: eager, plain tensors, no autograd.
+def _eager(*tensors: Tensor | None) -> bool:
+    """Launch the kernels without the custom-op layer: eager, plain tensors (the caller has ruled
+    out autograd).
 
     The ``torch.library`` dispatch costs tens of microseconds of Python per call, which is most of
     a decode step or of a short attention; tracing (torch.compile, export) and autograd need the
     ops, so they keep them.
     """
-    if torch.compiler.is_compiling() or _wants_grad(*tensors):
-        return False
-    return all(t is None or type(t) is torch.Tensor for t in tensors)
+    return not torch.compiler.is_compiling() and all(t is None or type(t) is torch.Tensor for t in tensors)
+
+
+def _direct(*tensors: Tensor | None) -> bool:
+    """:func:`_eager`, and no gradient wanted through the call."""
+    return not _wants_grad(*tensors) and _eager(*tensors)
 
 
 def ela_dispatch(
@@ -226,7 +230,7 @@ def ela_step_fused(
         return None  # the PyTorch path raises the shape error
     reason = unsupported_reason(q, k, v, kernel, None, state)
     if reason is None and _wants_grad(q, k, v, *(() if state is None else (state.S, state.C))):
-        reason = "gradients through a decode step"
+        reason = "gradients through a decode step"  # (so that below, no gradient is wanted)
     if reason is None and not strict:
         reason = unverified_reason(kernel.name, q.dtype, q.device)
     if reason is not None:
@@ -235,6 +239,6 @@ def ela_step_fused(
     if state is None:
         state = ELAState.empty(*q.shape[:2], q.shape[-1], v.shape[-1], kernel=kernel, device=q.device)
     factor = 1.0 if scale is None else float(scale)
-    launch = decode_step if _direct(q, k, v, state.S, state.C, state.shift) else ela_decode_step
+    launch = decode_step if _eager(q, k, v, state.S, state.C, state.shift) else ela_decode_step
     y, state_s, state_c, state_shift = launch(q, k, v, state.S, state.C, state.shift, KERNEL_IDS[kernel.name], factor)
     return y, ELAState(state_s, state_c, state_shift, kernel.name, state.tokens + 1)

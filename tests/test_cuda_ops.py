@@ -360,6 +360,35 @@ def test_dispatch_declines_what_it_does_not_cover():
         ela_step_fused(grad_q, k[:, :, 0], v[:, :, 0], None, kern, None, strict=True)
 
 
+def test_backend_choice_on_cuda(monkeypatch):
+    """yolo_lat.ela.backend on a CUDA tensor (a stand-in: only ``is_cuda`` is read): auto and
+    triton reach the fused entry points (strict for triton), torch and ONNX export do not, and a
+    bad YOLO_LAT_KERNELS names the variable."""
+    import types
+
+    from yolo_lat.ela import backend
+
+    on_cuda = types.SimpleNamespace(is_cuda=True)
+    for value, strict in (("auto", False), (" Triton ", True), ("", False)):
+        monkeypatch.setenv("YOLO_LAT_KERNELS", value)
+        assert backend._fused(on_cuda, "ela_step_fused") == (ela_step_fused, strict), value
+    monkeypatch.setenv("YOLO_LAT_KERNELS", "torch")
+    assert backend._fused(on_cuda, "ela_step_fused") is None
+    assert backend._fused(types.SimpleNamespace(is_cuda=False), "ela_dispatch") is None
+    monkeypatch.setenv("YOLO_LAT_KERNELS", "auto")
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    assert backend._fused(on_cuda, "ela_dispatch") is None
+    monkeypatch.undo()
+    monkeypatch.setenv("YOLO_LAT_KERNELS", "cuda")
+    with pytest.raises(ValueError, match="YOLO_LAT_KERNELS must be one of auto, torch, triton; got 'cuda'"):
+        backend._fused(on_cuda, "ela_step_fused")
+    monkeypatch.setenv("YOLO_LAT_KERNELS", "triton")
+    with pytest.raises(RuntimeError, match="YOLO_LAT_KERNELS=triton but the fused kernels cannot load"):
+        backend._fused(on_cuda, "no_such_entry_point")
+    monkeypatch.setenv("YOLO_LAT_KERNELS", "auto")
+    assert backend._fused(on_cuda, "no_such_entry_point") is None
+
+
 def test_variants_that_failed_on_a_gpu_stay_off_it_by_default():
     """The linear-domain kernels in float16/bfloat16 failed the last H200 check
     (benchmarks/results/gpu_check.json); until a GPU run passes, auto dispatch keeps them in

@@ -23,10 +23,20 @@ _CHOICES = ("auto", "torch", "triton")
 
 def selected_backend() -> str:
     """The value of ``YOLO_LAT_KERNELS`` (``auto`` when unset), validated."""
-    choice = os.environ.get("YOLO_LAT_KERNELS", "auto").strip().lower() or "auto"
-    if choice not in _CHOICES:
-        raise ValueError(f"YOLO_LAT_KERNELS must be one of {', '.join(_CHOICES)}; got {choice!r}")
+    raw = os.environ.get("YOLO_LAT_KERNELS", "auto")
+    choice = _NORMALIZED.get(raw)
+    if choice is None:
+        choice = raw.strip().lower() or "auto"
+        if choice not in _CHOICES:
+            raise ValueError(f"YOLO_LAT_KERNELS must be one of {', '.join(_CHOICES)}; got {choice!r}")
+        _NORMALIZED[raw] = choice
     return choice
+
+
+#: Validated values of ``YOLO_LAT_KERNELS`` by raw string, and the loaded entry points by name:
+#: a decode step's budget has no room for re-parsing the variable or re-importing the package.
+_NORMALIZED: dict[str, str] = {}
+_LOADED: dict[str, object] = {}
 
 
 def _fused(q: Tensor, name: str):
@@ -36,12 +46,14 @@ def _fused(q: Tensor, name: str):
     choice = selected_backend()
     if choice == "torch":
         return None
-    try:
-        function = getattr(importlib.import_module("yolo_lat.cuda_ops"), name)
-    except (ImportError, AttributeError) as err:
-        if choice == "triton":
-            raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
-        return None
+    function = _LOADED.get(name)
+    if function is None:
+        try:
+            function = _LOADED[name] = getattr(importlib.import_module("yolo_lat.cuda_ops"), name)
+        except (ImportError, AttributeError) as err:
+            if choice == "triton":
+                raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
+            return None
     return function, choice == "triton"
 
 
