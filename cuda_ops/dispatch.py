@@ -135,20 +135,15 @@ def _wants_grad(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _eager(*tensors: Tensor | None) -> bool:
-    """Launch the kernels without the custom-op layer: eager, plain tensors (the caller has ruled
-    out autograd).
+def _without_ops(*tensors: Tensor | None) -> bool:
+    """Call the launch functions themselves, not the custom ops: eager, plain tensors, and the
+    caller has ruled out autograd.
 
     The ``torch.library`` dispatch costs tens of microseconds of Python per call, which is most of
     a decode step or of a short attention; tracing (torch.compile, export) and autograd need the
     ops, so they keep them.
     """
     return not torch.compiler.is_compiling() and all(t is None or type(t) is torch.Tensor for t in tensors)
-
-
-def _direct(*tensors: Tensor | None) -> bool:
-    """:func:`_eager`, and no gradient wanted through the call."""
-    return not _wants_grad(*tensors) and _eager(*tensors)
 
 
 def ela_dispatch(
@@ -185,16 +180,17 @@ def ela_dispatch(
     factor = 1.0 if scale is None else float(scale)
     if causal:
         initial = (None,) * 3 if initial_state is None else (initial_state.S, initial_state.C, initial_state.shift)
-        save_residual = v.dtype != torch.float32 and _wants_grad(q, k, v, *initial)
-        launch = causal_forward if _direct(q, k, v, *initial) else ela_causal
+        grad = _wants_grad(q, k, v, *initial)
+        save_residual = v.dtype != torch.float32 and grad
+        launch = causal_forward if not grad and _without_ops(q, k, v, *initial) else ela_causal
         result = launch(q, k, v, *initial, kernel_id, factor, save_residual)
         out, state_s, state_c, state_shift = result[:4]
         tokens = q.shape[2] + (0 if initial_state is None else initial_state.tokens)
     else:
-        direct = _direct(q, k, v)
-        if direct and not return_state:
+        without_ops = not _wants_grad(q, k, v) and _without_ops(q, k, v)
+        if without_ops and not return_state:
             return bidirectional_output(q, k, v, kernel_id, factor)
-        launch = bidirectional_forward if direct else ela_bidirectional
+        launch = bidirectional_forward if without_ops else ela_bidirectional
         out, state_s, state_c, state_shift = launch(q, k, v, kernel_id, factor)
         tokens = k.shape[2]
     if return_state:
@@ -239,6 +235,6 @@ def ela_step_fused(
     if state is None:
         state = ELAState.empty(*q.shape[:2], q.shape[-1], v.shape[-1], kernel=kernel, device=q.device)
     factor = 1.0 if scale is None else float(scale)
-    launch = decode_step if _eager(q, k, v, state.S, state.C, state.shift) else ela_decode_step
+    launch = decode_step if _without_ops(q, k, v, state.S, state.C, state.shift) else ela_decode_step
     y, state_s, state_c, state_shift = launch(q, k, v, state.S, state.C, state.shift, KERNEL_IDS[kernel.name], factor)
     return y, ELAState(state_s, state_c, state_shift, kernel.name, state.tokens + 1)
