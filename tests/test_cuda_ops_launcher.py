@@ -50,7 +50,8 @@ def describe(launch):
     grid, launched = args[:3], args[9:]  # (grid, stream, function, metadata, launch metadata, 2 hooks)
     shown = [(str(a.dtype), a.data_ptr() % 16, tuple(a.shape), a.stride()) if isinstance(a, torch.Tensor)
              else repr(a) for a in launched]
-    return {"kernel": id(kernel), "grid": list(grid), "args": shown}
+    metadata = args[5] is kernel.packed_metadata
+    return {"kernel": id(kernel), "grid": list(grid), "args": shown, "own metadata": metadata, "stream": args[3]}
 
 def run(call, direct):
     launcher.ENABLED = direct
@@ -118,6 +119,7 @@ def test_direct_launch_is_the_launch_triton_makes(tmp_path):
     for name, entry in report.items():
         assert entry["triton"], f"{name}: nothing launched"
         assert entry["direct"] == entry["triton"], f"{name}: the direct launch differs from Triton's"
+        assert all(launch["own metadata"] for launch in entry["direct"]), name
     regular = ["decode bf16", "decode fp16", "short bf16", "short, channel-first", "causal inference"]
     for name in regular:
         assert report[name]["bindings"] == [], f"{name}: still bound by Triton ({report[name]['bindings']})"
