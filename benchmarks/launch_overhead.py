@@ -80,9 +80,10 @@ def _calls() -> dict:
     from yolo_lat.cuda_ops.bidirectional import bidirectional_forward, bidirectional_output
     from yolo_lat.cuda_ops.causal import causal_forward
     from yolo_lat.cuda_ops.decode import decode_step
-    from yolo_lat.ela import ELAState, get_kernel
+    from yolo_lat.ela import ELAState, backend, ela_attention, ela_step, get_kernel
 
     dispatch._device_reason = lambda *tensors: None  # the tensors are on the CPU: accept them
+    backend._on_gpu = lambda q: True  # and send the public entry points to the fused kernels
     kernel = get_kernel("hadamard_exp")
     bf16 = torch.bfloat16
     step = [torch.randn(8, 16, 64, dtype=bf16) for _ in range(3)]  # the decode shape
@@ -96,6 +97,8 @@ def _calls() -> dict:
         "bidirectional output, one launch (L=1k)": lambda: bidirectional_output(q, k, v, 0, 0.125),
         "bidirectional forward with state, 3 launches (L=1k)": lambda: bidirectional_forward(q, k, v, 0, 0.125),
         "causal forward, inference (L=1k)": lambda: causal_forward(q, k, v, None, None, None, 0, 0.125, False),
+        "public ela_step (decode step)": lambda: ela_step(*step, state, scale=0.125),
+        "public ela_attention, bidirectional (L=1k)": lambda: ela_attention(q, k, v, scale=0.125),
     }
 
 

@@ -270,11 +270,11 @@ def test_launch_overhead_times_every_eager_entry_point(tmp_path):
     result = _run(["benchmarks/launch_overhead.py", "--calls", "20", "--repeats", "1", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 6
+    assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 8
     assert rows[0]["minimal_launches"] == 1.0
     assert all(r["host_us"] > 0 and r["minimal_launches"] > 0 for r in rows)
     assert all(r["host_us_triton_binding"] > 0 and r["minimal_launches_triton_binding"] > 0 for r in rows)
-    assert result.stdout.splitlines()[-2].startswith("causal forward, inference")
+    assert result.stdout.splitlines()[-2].startswith("public ela_attention, bidirectional")
     checked = json.loads(out.read_text())["checked_globals_per_launch"]
     assert {"_decode_step_kernel", "_short_kernel", "_state_partial_kernel", "_chunk_output_kernel"} <= set(checked)
     assert set(checked.values()) == {0}, f"kernels read module-level constexprs by bare name: {checked}"

@@ -39,9 +39,15 @@ _NORMALIZED: dict[str, str] = {}
 _LOADED: dict[str, object] = {}
 
 
+def _on_gpu(q: Tensor) -> bool:
+    """Whether ``q`` is a CUDA tensor (a seam: ``benchmarks/launch_overhead.py`` times the public
+    entry points with CPU tensors standing in for CUDA ones)."""
+    return q.is_cuda
+
+
 def _fused(q: Tensor, name: str):
     """``(function, strict)`` from ``yolo_lat.cuda_ops`` when the fused path applies, else ``None``."""
-    if not q.is_cuda or torch.onnx.is_in_onnx_export():
+    if not _on_gpu(q) or torch.onnx.is_in_onnx_export():
         return None
     choice = selected_backend()
     if choice == "torch":
