@@ -70,6 +70,7 @@ calls = {
     "decode fp16": lambda: decode_step(*(t.half() for t in step), *state, 0, 0.125),
     "decode, q unaligned": lambda: decode_step(wide[..., 1:65], step[1], step[2], *state, 0, 0.125),
     "decode, head stride 72": lambda: decode_step(wide[..., :64], step[1], step[2], *state, 0, 0.125),
+    "decode, scale 1.0": lambda: decode_step(*step, *state, 0, 1.0),  # floats: no value specialization
     "short bf16": lambda: bidirectional_output(q, k, v, 0, 0.125),
     "short, channel-first": lambda: bidirectional_output(nchw, nchw, nchw, 1, 0.125),
     "causal inference": lambda: causal_forward(q, k, v, None, None, None, 0, 0.125, False),
@@ -120,7 +121,8 @@ def test_direct_launch_is_the_launch_triton_makes(tmp_path):
         assert entry["triton"], f"{name}: nothing launched"
         assert entry["direct"] == entry["triton"], f"{name}: the direct launch differs from Triton's"
         assert all(launch["own metadata"] for launch in entry["direct"]), name
-    regular = ["decode bf16", "decode fp16", "short bf16", "short, channel-first", "causal inference"]
+    regular = ["decode bf16", "decode fp16", "decode, scale 1.0", "short bf16", "short, channel-first"]
+    regular.append("causal inference")
     for name in regular:
         assert report[name]["bindings"] == [], f"{name}: still bound by Triton ({report[name]['bindings']})"
     for name in ("decode, q unaligned", "decode, head stride 72"):  # 2 bytes off; not a multiple of 16
