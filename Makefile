@@ -8,12 +8,13 @@ export MPLBACKEND := Agg
 
 .PHONY: demo test install lint clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: served from local disk on the project's machines (a bare `torch` may download GBs)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[dev]"
+	# constraints.txt: the versions the README's figures were measured with
+	$(PY) -m pip install --quiet -e ".[dev]" -c constraints.txt
 	touch $@
 
 install: $(STAMP)
