@@ -169,6 +169,8 @@ def _sdpa(q, k, v, causal=False):
 
 
 def _bidirectional_rows(rows: Rows, dtype) -> None:
+    from yolo_lat.cuda_ops import launcher
+
     for length in BIDIRECTIONAL_LENGTHS:
         q, k, v = _qkv(length, dtype)
         io = 4 * BATCH * HEADS * length * DIM * 2
@@ -178,7 +180,7 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
             rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, flops=ela_flops)
             if length <= GRAPH_MAX:
                 rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, graph=True)
-                with _triton_binding():  # the eager host cost that cuda_ops/launcher.py removes
+                with launcher.enabled(False):  # the eager host cost that cuda_ops/launcher.py removes
                     rows.add("bidirectional forward", "fused, Triton binding", length, _call(_ela, q, k, v),
                              bytes_moved=io)  # fmt: skip
         if length <= SHORT_COMPARE_MAX:  # the output-only forward in one launch or three, side by side
@@ -215,18 +217,6 @@ def _short_keys(value: int):
         yield
     finally:
         bidirectional.SHORT_KEYS = saved
-
-
-@contextlib.contextmanager
-def _triton_binding():
-    """Every launch through Triton's own argument binding (``cuda_ops/launcher.py`` off)."""
-    from yolo_lat.cuda_ops import launcher
-
-    launcher.ENABLED = False
-    try:
-        yield
-    finally:
-        launcher.ENABLED = True
 
 
 def _vision_rows(rows: Rows) -> None:
@@ -270,7 +260,7 @@ def _decode_rows(rows: Rows, dtype) -> None:
     """One decode step at B=8, H=16, D=64 after contexts of two lengths (the state does not grow)."""
     import torch
 
-    from yolo_lat.cuda_ops import ela_step_fused
+    from yolo_lat.cuda_ops import ela_step_fused, launcher
     from yolo_lat.ela import ela_step, get_kernel
 
     kern = get_kernel("hadamard_exp")
@@ -287,7 +277,7 @@ def _decode_rows(rows: Rows, dtype) -> None:
             with kernels_env("torch"):
                 rows.add("decode step B=8 H=16", "torch ELA", context, _call(ela_step, *step, state, scale=scale),
                          bytes_moved=state_bytes, graph=graph)  # fmt: skip
-        with _triton_binding():
+        with launcher.enabled(False):  # every launch through Triton's binding
             rows.add("decode step B=8 H=16", "fused, Triton binding", context,
                      _call(ela_step_fused, *step, state, kern, scale), bytes_moved=state_bytes)  # fmt: skip
 

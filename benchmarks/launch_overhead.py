@@ -65,12 +65,11 @@ def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[tuple[str, bool], 
     for _ in range(repeats):
         for name, direct in best:
             fn = calls[name]
-            launcher.ENABLED = direct
-            begin = time.perf_counter()
-            for _ in range(n_calls):
-                fn()
-            best[name, direct] = min(best[name, direct], (time.perf_counter() - begin) / n_calls * 1e6)
-    launcher.ENABLED = True
+            with launcher.enabled(direct):
+                begin = time.perf_counter()
+                for _ in range(n_calls):
+                    fn()
+                best[name, direct] = min(best[name, direct], (time.perf_counter() - begin) / n_calls * 1e6)
     return best
 
 

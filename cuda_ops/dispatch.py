@@ -226,7 +226,7 @@ def ela_step_fused(
         return None  # the PyTorch path raises the shape error
     reason = unsupported_reason(q, k, v, kernel, None, state)
     if reason is None and _wants_grad(q, k, v, *(() if state is None else (state.S, state.C))):
-        reason = "gradients through a decode step"  # (so that below, no gradient is wanted)
+        reason = "gradients through a decode step"  # (the launch below needs no autograd)
     if reason is None and not strict:
         reason = unverified_reason(kernel.name, q.dtype, q.device)
     if reason is not None:

@@ -26,6 +26,7 @@ The kernels' call sites launch through :func:`direct`:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -38,6 +39,17 @@ _INT32_LIMIT = 2**31
 
 #: Launch regular calls directly (False: every call goes through Triton's binding).
 ENABLED = os.environ.get("YOLO_LAT_DIRECT_LAUNCH", "1").strip() != "0"
+
+
+@contextlib.contextmanager
+def enabled(value: bool):
+    """Set :data:`ENABLED` for a block (benchmarks time both modes), then restore it."""
+    global ENABLED
+    saved, ENABLED = ENABLED, value
+    try:
+        yield
+    finally:
+        ENABLED = saved
 
 
 def _hooked() -> bool:
@@ -56,8 +68,8 @@ class DirectLaunch:
 
     def __init__(self, fn) -> None:
         self.fn = fn
-        self.direct = isinstance(fn, JITFunction)  # False under TRITON_INTERPRET=1
-        params = fn.params if self.direct else []
+        self._jit = isinstance(fn, JITFunction)  # False under TRITON_INTERPRET=1
+        params = fn.params if self._jit else []
         kinds = [p.is_constexpr for p in params]
         if kinds != sorted(kinds):
             raise ValueError(f"{fn.__name__}: DirectLaunch needs the constexprs after the runtime arguments")
@@ -90,7 +102,7 @@ class DirectLaunch:
 
     def launch(self, grid: tuple[int, ...], args: tuple, kwargs: dict):
         """Launch on ``grid``; returns Triton's compiled kernel, or None where the call went directly."""
-        direct = ENABLED and self.direct and not _hooked() and not self.fn.pre_run_hooks
+        direct = ENABLED and self._jit and not _hooked() and not self.fn.pre_run_hooks
         direct = direct and len(args) == len(self._specialized)
         signature = self.signature(args) if direct else None
         if signature is None:

@@ -21,6 +21,12 @@ __all__ = ["dispatch", "dispatch_step", "selected_backend"]
 _CHOICES = ("auto", "torch", "triton")
 
 
+#: Validated values of ``YOLO_LAT_KERNELS`` by raw string, and the loaded entry points by name:
+#: a decode step's budget has no room for re-parsing the variable or re-importing the package.
+_NORMALIZED: dict[str, str] = {}
+_LOADED: dict[str, object] = {}
+
+
 def selected_backend() -> str:
     """The value of ``YOLO_LAT_KERNELS`` (``auto`` when unset), validated."""
     raw = os.environ.get("YOLO_LAT_KERNELS", "auto")
@@ -31,12 +37,6 @@ def selected_backend() -> str:
             raise ValueError(f"YOLO_LAT_KERNELS must be one of {', '.join(_CHOICES)}; got {choice!r}")
         _NORMALIZED[raw] = choice
     return choice
-
-
-#: Validated values of ``YOLO_LAT_KERNELS`` by raw string, and the loaded entry points by name:
-#: a decode step's budget has no room for re-parsing the variable or re-importing the package.
-_NORMALIZED: dict[str, str] = {}
-_LOADED: dict[str, object] = {}
 
 
 def _on_gpu(q: Tensor) -> bool:
