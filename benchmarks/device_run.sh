@@ -13,7 +13,7 @@
 # 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
 # 4. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
 # 5. text GPU tests (greedy == recompute on CUDA)                      -> in device_log.txt
-# 6. text models: decode latency and state vs KV cache (CUDA)         -> decode_gpu.json
+# 6. text models: decode latency (eager, CUDA-graph replay), state vs KV cache -> decode_gpu.json
 # 7. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
 # Needs: python3 with torch + triton (the device image); Ultralytics and fla travel as wheels in .whl/.
 set -u
@@ -50,9 +50,9 @@ export PYTHONPATH="$SITE:${PYTHONPATH:-}"
   "$PY" -c "import torch, triton, ultralytics; print('torch', torch.__version__, 'triton', triton.__version__, 'ultralytics', ultralytics.__version__)" 2>&1
 } | tee "$LOGS/info.txt"
 
-SMOKE_CHECK=""; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEVICE=cuda
+SMOKE_CHECK=""; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEVICE=cuda; DECODE_STATIC=cuda_graph
 if [ "$DEVICE" = cpu ]; then
-  SMOKE_CHECK="--device cpu --max-length 1"; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu
+  SMOKE_CHECK="--device cpu --max-length 1"; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu; DECODE_STATIC=eager
 fi
 
 step "1 kernels: correctness"
@@ -100,7 +100,7 @@ else echo "skipped (time)"; fi
 
 step "6 text: decode latency, state vs KV cache"
 if limit=$(fits 70 40) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 \
+  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 static=$DECODE_STATIC \
     out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
   echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
 else echo "skipped (time)"; fi

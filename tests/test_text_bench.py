@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from yolo_lat.args import ArgumentError
 from yolo_lat.bench import decode, mqar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,20 @@ def test_decode_benchmark_real_prefill_reaches_the_same_state_sizes(tmp_path):
     row = decode.run(settings)["rows"][0]
     assert row["softmax"]["state_bytes"] == 2 * 40 * 32 * 4
     assert row["ela"]["state_bytes"] == 2 * 16 * 18 * 4
+
+
+def test_decode_benchmark_times_static_ela_as_a_third_column(tmp_path, capsys):
+    out = tmp_path / "decode.json"
+    args = ["contexts=64", "d_model=32", "n_layers=1", "n_heads=2", "budget=0.01", "memory=False", "static=eager"]
+    assert decode.main([*args, f"out={out}"]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["ela_static"]["median_ms"] > 0 and row["ela_static"]["state_bytes"] == row["ela"]["state_bytes"]
+    assert row["static_speedup"] == pytest.approx(row["softmax"]["median_ms"] / row["ela_static"]["median_ms"])
+    assert "ela eager ms/token" in capsys.readouterr().out
+    with pytest.raises(ArgumentError, match="static='fast': use one of none, eager, compile"):
+        decode.main([*args[:-1], "static=fast", f"out={out}"])
+    with pytest.raises(ArgumentError, match="static=cuda_graph needs device=cuda"):
+        decode.main([*args[:-1], "static=cuda_graph", f"out={out}"])
 
 
 def test_mqar_batches_ask_for_values_given_in_context():

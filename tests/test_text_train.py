@@ -1,6 +1,7 @@
 """Training, checkpoints, resume, tokenizers and the `yolo-lat text` command line, at tiny sizes."""
 
 import math
+import shutil
 import sys
 import types
 
@@ -128,6 +129,29 @@ def test_cli_train_generate_experts(tmp_path, capsys):
     shares = [float(line.split("routed")[1].split("%")[0]) for line in expert_lines[:4]]
     assert math.isclose(sum(shares), 100.0, abs_tol=0.5)
     assert all(line.count("':") == 4 for line in expert_lines)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="Inductor needs a C++ compiler")
+def test_cli_generate_with_a_compiled_step_prints_the_same_text(tmp_path, capsys, monkeypatch):
+    from yolo_lat.text import static
+
+    made = []
+
+    class Recording(static.StaticDecoder):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(static, "StaticDecoder", Recording)
+    args = [f"project={tmp_path}", "steps=2", "val_every=2", "progress=False", "d_model=32", "block=32", "batch=4"]
+    assert text_cli.main(["train", *args]) == 0
+    capsys.readouterr()
+    generate = ["generate", f"model={tmp_path / 'train' / 'last.pt'}", "prompt=The lamp", "max_new_tokens=16"]
+    assert text_cli.main(generate) == 0
+    plain = capsys.readouterr().out
+    assert text_cli.main([*generate, "compile=True"]) == 0
+    assert capsys.readouterr().out == plain and plain.startswith("The lamp")
+    assert made == [{"compile": True, "cuda_graph": False}]  # only the second run used the compiled step
 
 
 def test_cli_help_and_errors(capsys):

@@ -2,12 +2,17 @@
 
 Both models have the same layers and parameter count (``attention=ela`` vs ``attention=softmax``).
 For each context length L the model is put in the state it would have after reading L tokens, then
-one decode step (one new token) is timed, ELA and softmax interleaved in rounds.
+decode steps are timed, ``burst`` of them back to back per timed call (as decoding runs them; the
+figures are per step), ELA and softmax interleaved in rounds.
 
 ``prefill=synthetic`` (default) reads a short real prompt, then sets the position to L and, for
 softmax, fills the KV cache up to L with random keys and values: a decode step costs the same
 whatever the cached numbers are, and the ELA state has the same size after 64 or 128k tokens.
 ``prefill=real`` runs the model over L random tokens in chunks instead (softmax is O(L^2) there).
+
+``static=compile|cuda_graph|compile+cuda_graph|eager`` adds a third column: the ELA model decoding
+with a :class:`~yolo_lat.text.StaticDecoder` (fixed buffers updated in place; the step compiled
+into one graph and/or replayed as one CUDA graph), which a growing KV cache does not allow.
 
 Run ``yolo-lat benchmark decode`` or ``python -m yolo_lat.bench.decode`` with ``key=value``
 overrides (``--help`` lists them). Prints a table and writes JSON.
@@ -22,7 +27,7 @@ import torch
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
 from yolo_lat.bench.runner import run_benchmark, script_entry
-from yolo_lat.text import ELAGPT, DecodeState, ELAGPTConfig, KVCache
+from yolo_lat.text import ELAGPT, DecodeState, ELAGPTConfig, KVCache, StaticDecoder
 
 DEFAULTS: dict[str, Any] = {
     "contexts": [1024, 4096, 16384, 65536],
@@ -37,7 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "dtype": "float32",
     "budget": 1.5,
+    "burst": 8,
     "memory": True,
+    "static": "none",
     "out": "runs/benchmark/decode.json",
     "seed": 0,
 }
@@ -54,11 +61,14 @@ DOCS = {
     "device": "cpu or cuda[:N]",
     "dtype": "float32, float16 or bfloat16 (ELA state stays fp32)",
     "budget": "seconds of timing per context; rounds are interleaved",
+    "burst": "consecutive decode steps per timed call (decoding runs steps back to back); times are per step",
     "memory": "also measure the allocator's peak during one decode step",
+    "static": "ELA with fixed buffers too: none, eager, compile, cuda_graph or compile+cuda_graph",
     "out": "JSON output path",
     "seed": "random seed",
 }
 METHODS = ("ela", "softmax")
+STATIC_MODES = ("none", "eager", "compile", "cuda_graph", "compile+cuda_graph")
 PROMPT = 64  # tokens of real prompt before a synthetic extension
 
 
@@ -119,11 +129,32 @@ def _stepper(model: ELAGPT, state: DecodeState, token: torch.Tensor):
     return step
 
 
+def _repeated(step, times: int):
+    def run() -> None:
+        for _ in range(times):
+            step()
+
+    return run
+
+
+def _static_stepper(model: ELAGPT, state: DecodeState, token: torch.Tensor, mode: str):
+    """A call that decodes one token with a :class:`StaticDecoder` (its state advances each call,
+    at a cost that does not depend on it); compiling and capturing happen here, before timing."""
+    decoder = StaticDecoder(model, state, compile="compile" in mode, cuda_graph="cuda_graph" in mode)
+    decoder.step(token)
+    return lambda: decoder.step(token)
+
+
 def run(settings: dict[str, Any]) -> dict[str, Any]:
     """Run the benchmark described by ``settings`` (see ``DEFAULTS``); returns the JSON record."""
     if settings["prefill"] not in ("synthetic", "real"):
         raise ArgumentError(f"prefill={settings['prefill']!r}: use synthetic or real")
+    static = str(settings["static"])
+    if static not in STATIC_MODES:
+        raise ArgumentError(f"static={static!r}: use one of {', '.join(STATIC_MODES)}")
     device = torch.device(settings["device"])
+    if "cuda_graph" in static and device.type != "cuda":
+        raise ArgumentError(f"static={static} needs device=cuda, got device={settings['device']}")
     dtype = getattr(torch, settings["dtype"])
     gen = torch.Generator(device="cpu").manual_seed(settings["seed"])
     models = _models(settings, device, dtype)
@@ -135,17 +166,25 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
             token = torch.randint(0, settings["vocab"], (settings["batch"],), generator=gen).to(device)
             state_bytes = {m: states[m].nbytes for m in METHODS}  # before the steps add a token
             steps = {m: _stepper(models[m], states[m], token) for m in METHODS}
-            times = timing.interleaved_times(steps, device, budget_s=settings["budget"], max_repeats=200)
+            if static != "none":
+                steps["ela_static"] = _static_stepper(models["ela"], states["ela"], token, static)
+            burst = max(1, int(settings["burst"]))
+            bursts = {name: _repeated(step, burst) for name, step in steps.items()}
+            times = timing.interleaved_times(bursts, device, budget_s=settings["budget"], max_repeats=200)
+            times = {name: [t / burst for t in samples] for name, samples in times.items()}
             row: dict[str, Any] = {"context": context}
-            for method in METHODS:
+            for method in steps:
+                bytes_method = "ela" if method == "ela_static" else method
                 row[method] = {
                     **timing.summarize(times[method]),
-                    "state_bytes": state_bytes[method],
-                    "total_bytes": state_bytes[method] + weights[method],
+                    "state_bytes": state_bytes[bytes_method],
+                    "total_bytes": state_bytes[bytes_method] + weights[bytes_method],
                 }
                 if settings["memory"]:
                     row[method]["step_peak_bytes"] = timing.peak_memory_bytes(steps[method], device)
             row["speedup"] = row["softmax"]["median_ms"] / row["ela"]["median_ms"]
+            if "ela_static" in row:
+                row["static_speedup"] = row["softmax"]["median_ms"] / row["ela_static"]["median_ms"]
             row["state_saving"] = 1 - row["ela"]["state_bytes"] / row["softmax"]["state_bytes"]
             row["total_saving"] = 1 - row["ela"]["total_bytes"] / row["softmax"]["total_bytes"]
             rows.append(row)
@@ -162,7 +201,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
             "kv_cache_bytes": f"2 * L * d_model * n_layers * batch * {torch.tensor([], dtype=dtype).element_size()}",
             "head_dim": config.head_dim,
         },
-        "method": "one decode step after L tokens, ELA and softmax interleaved per round, median of rounds",
+        "method": f"decode steps after L tokens, {settings['burst']} back to back per timed call (time per step), "
+        "ELA and softmax (and static ELA) interleaved per round, median of rounds",
         "paper_claim": "up to 6x faster decoding and 75% less memory than full attention (long context)",
         "rows": rows,
     }
@@ -184,6 +224,10 @@ def render(record: dict[str, Any]) -> str:
         "state saved",
         "total saved",
     ]
+    with_static = any("ela_static" in row for row in record["rows"])
+    if with_static:
+        mode = record["settings"].get("static", "static")
+        headers[4:4] = [f"ela {mode} ms/token", f"{mode} speed-up"]
     with_peak = any("step_peak_bytes" in row["ela"] for row in record["rows"])
     if with_peak:
         headers += ["ela step peak MiB", "softmax step peak MiB"]
@@ -195,6 +239,7 @@ def render(record: dict[str, Any]) -> str:
             f"{ela['median_ms']:.2f}",
             f"{soft['median_ms']:.2f}",
             f"{row['speedup']:.2f}x",
+            *([f"{row['ela_static']['median_ms']:.2f}", f"{row['static_speedup']:.2f}x"] if with_static else []),
             _mib(ela["state_bytes"]),
             _mib(soft["state_bytes"]),
             f"{row['state_saving']:.1%}",

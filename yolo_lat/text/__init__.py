@@ -16,6 +16,7 @@ from .generate import generate, generate_by_recompute, pick_next_token
 from .lobe import MemoryLobe
 from .model import ELAGPT, DecodeState, ELAGPTBlock, LayerState
 from .moe import LabelRoutedMoE
+from .static import StaticDecoder
 from .tokenizer import ByteTokenizer, load_tokenizer
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "LabelRoutedMoE",
     "LayerState",
     "MemoryLobe",
+    "StaticDecoder",
     "generate",
     "generate_by_recompute",
     "load_tokenizer",

@@ -27,6 +27,8 @@ GENERATE_DEFAULTS: dict[str, Any] = {
     "top_k": 0,
     "seed": 0,
     "device": "cpu",
+    "compile": False,
+    "cuda_graph": False,
 }
 GENERATE_DOCS = {
     "model": "checkpoint (empty: the latest runs/text/*/last.pt)",
@@ -36,6 +38,8 @@ GENERATE_DOCS = {
     "top_k": "sample among the k most likely tokens (0: all)",
     "seed": "random seed for sampling",
     "device": "cpu or cuda[:N]",
+    "compile": "ELA models: compile the fixed-shape decode step (torch.compile; the first token waits for it)",
+    "cuda_graph": "ELA models on CUDA: capture the decode step once and replay it per token",
 }
 EXPERTS_DEFAULTS: dict[str, Any] = {"model": "", "top": 10, "sample": 4096, "device": "cpu"}
 EXPERTS_DOCS = {
@@ -110,6 +114,8 @@ def _generate(argv: list[str]) -> int:
         temperature=settings["temperature"],
         top_k=settings["top_k"] or None,
         generator=generator,
+        compile=settings["compile"],
+        cuda_graph=settings["cuda_graph"],
     )
     print(tokenizer.decode(out[0].tolist()))
     return 0

@@ -54,6 +54,8 @@ def generate(
     temperature: float = 0.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    compile: bool | str = False,
+    cuda_graph: bool = False,
 ) -> Tensor:
     """Continue token sequences with a model that has ``prefill`` and ``step`` (an ``ELAGPT``).
 
@@ -64,6 +66,10 @@ def generate(
         temperature: 0 (default) for greedy decoding; > 0 to sample.
         top_k: restrict sampling to the k most likely tokens.
         generator: random generator for sampling.
+        compile: decode with a :class:`~yolo_lat.text.StaticDecoder` whose step is compiled
+            (``True``: Inductor; a string: that ``torch.compile`` backend). ELA models only.
+        cuda_graph: decode with a :class:`~yolo_lat.text.StaticDecoder` that replays one captured
+            CUDA graph per token. ELA models on CUDA only.
 
     Returns:
         ``(B, L + max_new_tokens)`` the prompt followed by the generated tokens.
@@ -84,9 +90,19 @@ def generate(
         logits, state = model.prefill(ids)
         token = pick_next_token(logits[:, -1], temperature, top_k, generator)
         out = [ids, token[:, None]]
+        if compile or cuda_graph:
+            from .static import StaticDecoder
+
+            step = StaticDecoder(model, state, compile=compile, cuda_graph=cuda_graph).step
+        else:
+
+            def step(token: Tensor) -> Tensor:
+                nonlocal state
+                logits, state = model.step(token, state)
+                return logits
+
         for _ in range(max_new_tokens - 1):
-            logits, state = model.step(token, state)
-            token = pick_next_token(logits, temperature, top_k, generator)
+            token = pick_next_token(step(token), temperature, top_k, generator)
             out.append(token[:, None])
     finally:
         model.train(was_training)

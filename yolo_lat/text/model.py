@@ -185,9 +185,9 @@ class ELAGPT(nn.Module):
             raise ValueError(f"token ids must be (batch, length), got shape {tuple(ids.shape)}")
         if use_cache and self.config.lobe_bidirectional and self.config.memory_lobe:
             raise ValueError("a model with a bidirectional Memory Lobe cannot decode token by token")
-        position = 0 if state is None else state.position
+        position = 0 if state is None else state.position  # an int, or a (1,) tensor (static decoding)
         x = self.embed(ids)
-        positions = torch.arange(position, position + ids.shape[1], device=ids.device)
+        positions = torch.arange(ids.shape[1], device=ids.device) + position
         rope = rope_angles(positions, self.config.head_dim, self.config.rope_base, x.dtype)
         previous = torch.zeros_like(x)
         balance = x.new_zeros(())
@@ -267,11 +267,22 @@ class ELAGPT(nn.Module):
         temperature: float = 0.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        compile: bool | str = False,
+        cuda_graph: bool = False,
     ) -> Tensor:
         """Continue ``ids``; see :func:`yolo_lat.text.generate.generate`."""
         from .generate import generate
 
-        return generate(self, ids, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+        return generate(
+            self,
+            ids,
+            max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+            compile=compile,
+            cuda_graph=cuda_graph,
+        )
 
 
 def _copy_state(state: DecodeState) -> DecodeState:

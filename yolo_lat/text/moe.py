@@ -82,6 +82,16 @@ class LabelRoutedMoE(nn.Module):
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])
         probs, top_scores, top_experts = self.route(tokens if route_on is None else route_on.reshape(-1, shape[-1]))
+        if _fixed_shapes_only(tokens):
+            out = self._mix_dense(tokens, top_scores, top_experts)
+        else:
+            out = self._mix_gathered(tokens, top_scores, top_experts)
+        share = F.one_hot(top_experts, self.n_experts).to(probs.dtype).sum(dim=(0, 1)) / top_experts.numel()
+        balance = self.n_experts * (share * probs.mean(dim=0)).sum()
+        return out.reshape(shape), balance
+
+    def _mix_gathered(self, tokens: Tensor, top_scores: Tensor, top_experts: Tensor) -> Tensor:
+        """Each expert runs on the tokens routed to it (``nonzero``: shapes depend on the routing)."""
         out = torch.zeros_like(tokens)
         for expert_index, expert in enumerate(self.experts):
             token_index, slot = torch.nonzero(top_experts == expert_index, as_tuple=True)
@@ -97,6 +107,25 @@ class LabelRoutedMoE(nn.Module):
             else:
                 result = score * result
             out = out.index_add(0, token_index, result)
-        share = F.one_hot(top_experts, self.n_experts).to(probs.dtype).sum(dim=(0, 1)) / top_experts.numel()
-        balance = self.n_experts * (share * probs.mean(dim=0)).sum()
-        return out.reshape(shape), balance
+        return out
+
+    def _mix_dense(self, tokens: Tensor, top_scores: Tensor, top_experts: Tensor) -> Tensor:
+        """Every expert runs on every token and unchosen ones get weight 0: the same mixture with
+        shapes that do not depend on the routing (no ``nonzero``, no host sync), which a compiled
+        graph or a CUDA graph needs. ``E / top_k`` times the expert FLOPs: meant for decode steps."""
+        weights = torch.zeros(tokens.shape[0], self.n_experts, dtype=top_scores.dtype, device=tokens.device)
+        weights = weights.scatter(1, top_experts, top_scores)  # (N, E): s_e where chosen, else 0
+        out = sum(weights[:, e, None] * expert(tokens) for e, expert in enumerate(self.experts))
+        if self.bias == "outer":  # + l_e for each chosen expert
+            chosen = torch.zeros_like(weights).scatter(1, top_experts, 1.0)
+            out = out + chosen @ self.labels
+        elif self.bias == "inner":  # + s_e l_e
+            out = out + weights @ self.labels
+        return out
+
+
+def _fixed_shapes_only(tokens: Tensor) -> bool:
+    """Whether the caller is being compiled or captured into a CUDA graph (see ``_mix_dense``)."""
+    if torch.compiler.is_compiling():
+        return True
+    return tokens.is_cuda and torch.cuda.is_current_stream_capturing()
