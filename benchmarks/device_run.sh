@@ -12,8 +12,8 @@
 #    a sweep of launch settings (gpu_bench.py)                        -> gpu_bench.json
 # 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
 # 4. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
-# 5. text GPU tests (greedy == recompute on CUDA)                      -> in device_log.txt
-# 6. text models: decode latency (eager, CUDA-graph replay), state vs KV cache -> decode_gpu.json
+# 5. text GPU tests (CUDA steps, CUDA-graph replay vs eager steps)  -> in device_log.txt
+# 6. text decode latency (eager, CUDA-graph replay), state vs KV cache -> decode_gpu.json
 # 7. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
 # Needs: python3 with torch + triton (the device image); Ultralytics and fla travel as wheels in .whl/.
 set -u
@@ -94,7 +94,7 @@ else echo "skipped (time)"; fi
 
 step "5 text GPU tests"
 if limit=$(fits 45 30) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m pytest tests/test_text_generate.py -k cuda -q -p no:cacheprovider > "$LOGS/text_tests.log" 2>&1
+  timeout "$limit" "$PY" -m pytest tests/test_text_generate.py tests/test_text_static.py -k cuda -q -p no:cacheprovider > "$LOGS/text_tests.log" 2>&1
   echo "exit $?"; tail -n 3 "$LOGS/text_tests.log"
 else echo "skipped (time)"; fi
 
