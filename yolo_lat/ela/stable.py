@@ -24,8 +24,9 @@ NEG_INF = float("-inf")
 
 
 def finite_or_zero(x: Tensor) -> Tensor:
-    """Replace non-finite entries (shifts of features nothing has reached) by 0."""
-    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    """Replace non-finite entries (shifts of features nothing has reached) by 0 (one kernel; its
+    gradient passes where ``x`` is finite, like ``where(isfinite(x), x, 0)``)."""
+    return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def mask_keys(kernel: Kernel, fk: Tensor, valid: Tensor | None) -> Tensor:
@@ -63,8 +64,9 @@ def scale_queries(kernel: Kernel, fq: Tensor, shift: Tensor, log_norm: Tensor) -
 
 def rescale_factor(old_shift: Tensor, new_shift: Tensor) -> Tensor:
     """``exp(old - new)`` for moving a state to a larger shift; 0 where the old state was empty."""
-    factor = (finite_or_zero(old_shift) - finite_or_zero(new_shift)).exp()
-    return torch.where(torch.isfinite(old_shift), factor, torch.zeros_like(factor))
+    # new >= old, so exp(old - new) is in [0, 1] where both are finite and 0 where only old is
+    # -inf; where both are -inf (or anything is NaN or +inf) the difference is NaN: 0 as well
+    return torch.nan_to_num((old_shift - new_shift).exp(), nan=0.0)
 
 
 def append_ones(v: Tensor) -> Tensor:
@@ -81,7 +83,7 @@ def guarded_divide(numerator_and_denominator: Tensor) -> Tensor:
     """
     num, den = numerator_and_denominator[..., :-1], numerator_and_denominator[..., -1:]
     positive = den > 0
-    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num))
+    return torch.where(positive, num / torch.where(positive, den, 1.0), 0.0)
 
 
 def compute_dtype(*tensors: Tensor) -> torch.dtype:
