@@ -16,13 +16,17 @@ does use batch statistics, but it only enters the training loss, never an output
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import SwiGLU
 
-__all__ = ["LabelRoutedMoE"]
+__all__ = ["LabelRoutedMoE", "fixed_shapes"]
 
 
 class LabelRoutedMoE(nn.Module):
@@ -124,8 +128,26 @@ class LabelRoutedMoE(nn.Module):
         return out
 
 
+_MODE = threading.local()
+
+
+@contextmanager
+def fixed_shapes() -> Iterator[None]:
+    """Inside this block every MoE mixes with fixed shapes (``_mix_dense``): what a step that
+    will be captured into a CUDA graph runs, already in its warm-up (``StaticDecoder``)."""
+    previous = getattr(_MODE, "fixed", False)
+    _MODE.fixed = True
+    try:
+        yield
+    finally:
+        _MODE.fixed = previous
+
+
 def _fixed_shapes_only(tokens: Tensor) -> bool:
-    """Whether the caller is being compiled or captured into a CUDA graph (see ``_mix_dense``)."""
+    """Whether the caller is being compiled, captured into a CUDA graph or inside
+    :func:`fixed_shapes` (see ``_mix_dense``)."""
     if torch.compiler.is_compiling():
+        return True
+    if getattr(_MODE, "fixed", False):
         return True
     return tokens.is_cuda and torch.cuda.is_current_stream_capturing()

@@ -1,10 +1,12 @@
 """Decoding with fixed buffers: one decode step as one compiled graph or one CUDA graph.
 
 ELA's decode state has the same size after every token, so a decode step can keep it in buffers
-allocated once and update them in place, with the position held in a tensor. The step then has
-fixed shapes, fixed addresses and no host synchronisation, which is what ``torch.compile``
-(``fullgraph=True``: one graph, kernels fused across the whole model) and CUDA graphs (the step
-captured once, then replayed with one launch) need. A KV cache grows with every token, so the
+allocated once and update them in place, with the position held in a tensor, and mix a MoE's
+experts with fixed shapes (:func:`~yolo_lat.text.moe.fixed_shapes`: every expert on every token,
+weighted by its routing score or 0, instead of gathering each expert's tokens with ``nonzero``).
+The step then has fixed shapes, fixed addresses and no host synchronisation, which is what
+``torch.compile`` (``fullgraph=True``: one graph, kernels fused across the whole model) and CUDA
+graphs (the step captured once, then replayed with one launch) need. A KV cache grows with every token, so the
 softmax baseline cannot decode this way; :class:`StaticDecoder` refuses it.
 
 Example:
@@ -29,6 +31,7 @@ from torch import Tensor
 from yolo_lat.ela import ELAState
 
 from .model import ELAGPT, DecodeState, LayerState
+from .moe import fixed_shapes
 
 __all__ = ["StaticDecoder"]
 
@@ -112,7 +115,8 @@ class StaticDecoder:
             self._graph.replay()
             logits = self._logits.clone()
         else:
-            logits = self._run(self._token)
+            with fixed_shapes():
+                logits = self._run(self._token)
         self.steps += 1
         return logits
 
@@ -144,14 +148,14 @@ class StaticDecoder:
         saved = [t.clone() for t in (*self._buffers, self._position)]
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
-        with torch.no_grad(), torch.cuda.stream(side):
+        with torch.no_grad(), fixed_shapes(), torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
                 self._run(self._token)
         torch.cuda.current_stream(device).wait_stream(side)
         for buffer, value in zip((*self._buffers, self._position), saved):
             buffer.copy_(value)
         graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), torch.cuda.graph(graph):  # records only: the buffers stay as they are
+        with torch.no_grad(), fixed_shapes(), torch.cuda.graph(graph):  # records only: buffers stay as they are
             self._logits = self._run(self._token)
         self._graph = graph
 
