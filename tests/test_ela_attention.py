@@ -237,3 +237,21 @@ def test_state_kernel_mismatch_is_an_error():
     _, state = ela_attention(q, k, v, causal=True, return_state=True)
     with pytest.raises(ValueError, match="built with kernel 'hadamard_exp'"):
         ela_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, kernel="sum_sq_euclid")
+
+
+def test_shift_helpers_treat_every_non_finite_value_alike(monkeypatch):
+    from yolo_lat.ela import stable
+
+    inf, nan = float("inf"), float("nan")
+    x = torch.tensor([1.5, -inf, inf, nan, -2.0], dtype=torch.float64, requires_grad=True)
+    eager = stable.finite_or_zero(x)
+    (eager * torch.arange(1.0, 6.0, dtype=torch.float64)).sum().backward()
+    assert eager.tolist() == [1.5, 0.0, 0.0, 0.0, -2.0]
+    assert x.grad.tolist() == [1.0, 0.0, 0.0, 0.0, 5.0]  # the gradient passes where x is finite
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)  # the form ONNX export traces
+    assert stable.finite_or_zero(x.detach()).tolist() == eager.tolist()
+    old = torch.tensor([-inf, -inf, 0.5, 1.0, nan])
+    new = torch.tensor([-inf, 2.0, 1.5, 1.0, 3.0])
+    factor = stable.rescale_factor(old, new)  # moving a state from shift `old` to shift `new`
+    assert factor[:2].tolist() == [0.0, 0.0] and factor[4].item() == 0.0  # nothing was there
+    assert factor[2:4].tolist() == pytest.approx([torch.e**-1, 1.0])

@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 DOCS = {
-    "contexts": "context lengths L already read before the timed step (the paper: 1k..128k)",
+    "contexts": "context lengths L already read before the timed steps (the paper: 1k..128k)",
     "d_model": "model width",
     "n_layers": "layers",
     "n_heads": "heads (head dim = d_model / n_heads)",
