@@ -150,7 +150,7 @@ SECTIONS = {
     "decode_gpu.json": ("Text decoding on an H200", "OUT=... bash benchmarks/device_run.sh (text decode step)"),
     "decode_cpu.json": (
         "Text decoding on a 2-core CPU",
-        "yolo-lat benchmark decode contexts=1024,4096,16384,65536,131072 static=compile "
+        "yolo-lat benchmark decode contexts=1024,4096,16384,65536,131072 static=compile budget=3 "
         "out=benchmarks/results/decode_cpu.json",
     ),
     "launch_overhead_cpu.json": (
