@@ -122,6 +122,9 @@ def test_static_decoder_refuses_what_it_cannot_decode():
         StaticDecoder(model, state, cuda_graph=True)
     with pytest.raises(ValueError, match="3 layers, the model 2"):
         StaticDecoder(model, type(state)([*state.layers, state.layers[0]], state.position))
+    no_lobe = model_for(memory_lobe=False)
+    with pytest.raises(ValueError, match="layer 0 of the state has a Memory Lobe state, unlike the model's"):
+        StaticDecoder(no_lobe, state)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         StaticDecoder(model, state).step(torch.tensor([1, 2, 3]))
 

@@ -52,8 +52,12 @@ class StaticDecoder:
             step compiles (seconds); later steps reuse the graph.
         cuda_graph: capture the step into a CUDA graph once, then replay it (CUDA models only).
 
+    Attributes:
+        steps: tokens consumed so far by :meth:`step`.
+        batch: number of sequences B.
+
     Raises:
-        ValueError: softmax attention, a state that does not belong to the model, or
+        ValueError: softmax attention, a state that does not fit the model (layers, lobes), or
             ``cuda_graph=True`` on a model that is not on a CUDA device.
 
     Example:
@@ -79,6 +83,10 @@ class StaticDecoder:
         device = next(model.parameters()).device
         if cuda_graph and device.type != "cuda":
             raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
+        for index, (block, layer) in enumerate(zip(model.blocks, state.layers)):
+            if (block.lobe is None) != (layer.lobe is None):
+                has = "has no" if layer.lobe is None else "has a"
+                raise ValueError(f"layer {index} of the state {has} Memory Lobe state, unlike the model's layer")
         self.model = model
         self._layers = [_copy_layer(index, layer, device) for index, layer in enumerate(state.layers)]
         self._buffers = [t for layer in self._layers for part in layer for t in (part.S, part.C, part.shift)]
