@@ -12,7 +12,7 @@ whatever the cached numbers are, and the ELA state has the same size after 64 or
 
 ``static=compile|cuda_graph|compile+cuda_graph|eager`` adds a third column: the ELA model decoding
 with a :class:`~yolo_lat.text.StaticDecoder` (fixed buffers updated in place; the step compiled
-into one graph and/or replayed as one CUDA graph), which a growing KV cache does not allow.
+into one graph and/or replayed as one CUDA graph). The softmax column stays eager: its KV cache grows.
 
 Run ``yolo-lat benchmark decode`` or ``python -m yolo_lat.bench.decode`` with ``key=value``
 overrides (``--help`` lists them). Prints a table and writes JSON.

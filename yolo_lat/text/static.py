@@ -6,8 +6,9 @@ experts with fixed shapes (:func:`~yolo_lat.text.moe.fixed_shapes`: every expert
 weighted by its routing score or 0, instead of gathering each expert's tokens with ``nonzero``).
 The step then has fixed shapes, fixed addresses and no host synchronisation, which is what
 ``torch.compile`` (``fullgraph=True``: one graph, kernels fused across the whole model) and CUDA
-graphs (the step captured once, then replayed with one launch) need. A KV cache grows with every token, so the
-softmax baseline cannot decode this way; :class:`StaticDecoder` refuses it.
+graphs (the step captured once, then replayed with one launch) need. A KV cache grows with every
+token: a softmax model would need one preallocated to the longest context, attended over in full
+at every step; :class:`StaticDecoder` refuses softmax models.
 
 Example:
     >>> import torch
