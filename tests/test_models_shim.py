@@ -1,6 +1,9 @@
 """The registration shim: pinned Ultralytics version, full YAML semantics, loud failure on change."""
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -26,6 +29,33 @@ def test_shim_is_installed_on_import():
         assert getattr(tasks, block.__name__) is block
     shim.install()  # idempotent: no double patching
     assert not getattr(tasks.parse_model.__wrapped__, "__yolo_lat_shim__", False)
+
+
+FIRST_IMPORTS = [
+    "from yolo_lat.nn import C2fELA",  # the layers import Ultralytics, whose import fires the hook
+    "import yolo_lat.nn.attention2d",
+    "from yolo_lat.models import YOLOLAT",  # the shim imports the layers, which import Ultralytics
+    "from yolo_lat.models.shim import install",
+    "import yolo_lat; import ultralytics",
+    "import ultralytics; import yolo_lat",
+    "from yolo_lat.export import export",
+]
+
+
+@pytest.mark.parametrize("statement", FIRST_IMPORTS)
+def test_any_first_import_registers_the_blocks(statement):
+    # each in a fresh interpreter, as a user's script starts; four of these raised circular-import
+    # errors before the hook learnt to wait for a YOLO-LAT module that is still importing
+    check = (
+        "from ultralytics.nn import tasks; from yolo_lat.models import shim; from yolo_lat.nn import C2fELA; "
+        "assert shim.is_installed() and tasks.C2fELA is C2fELA; "
+        "from yolo_lat.models import YOLOLAT; model = YOLOLAT('yolo-lat-pico.yaml').model; "
+        "print(sum(p.numel() for p in model.parameters()))"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", f"{statement}; {check}"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) > 100_000  # the pico detector was built from its YAML
 
 
 def test_blocks_are_registered_for_weights_only_loading():

@@ -18,6 +18,15 @@ __all__ = ["install_when_imported"]
 
 
 def _install_shim() -> None:
+    # ``yolo_lat.nn`` and the shim import Ultralytics for their own classes, so this can run in the
+    # middle of their import, before the blocks or ``shim.install`` exist. Then it waits: the end of
+    # ``yolo_lat/nn/__init__.py`` calls :func:`install_when_imported` again, and
+    # ``yolo_lat/models/__init__.py`` installs the shim itself once the shim module is complete.
+    layers, partial_shim = sys.modules.get("yolo_lat.nn"), sys.modules.get("yolo_lat.models.shim")
+    if layers is not None and not hasattr(layers, "YAML_BLOCKS"):
+        return
+    if partial_shim is not None and not hasattr(partial_shim, "install"):
+        return
     from yolo_lat.models import shim  # importing yolo_lat.models installs the shim
 
     shim.install()

@@ -7,6 +7,8 @@ Example:
     torch.Size([1, 64, 80, 80])
 """
 
+from yolo_lat._lazy_ultralytics import install_when_imported
+
 from .attention2d import ELAAttention2d
 from .blocks import C2PSAELA, A2C2fELA, C2fELA, ELABlock, SeparableConv
 
@@ -14,3 +16,7 @@ from .blocks import C2PSAELA, A2C2fELA, C2fELA, ELABlock, SeparableConv
 YAML_BLOCKS = (A2C2fELA, C2PSAELA, C2fELA, SeparableConv)
 
 __all__ = ["C2PSAELA", "YAML_BLOCKS", "A2C2fELA", "C2fELA", "ELAAttention2d", "ELABlock", "SeparableConv"]
+
+# The layers above imported Ultralytics; if that import fired the registration hook, the hook found
+# the blocks missing and waited for them (yolo_lat/_lazy_ultralytics.py). Register them now.
+install_when_imported()
