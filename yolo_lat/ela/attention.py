@@ -147,7 +147,14 @@ def _bidirectional(
     psi = stable.scale_keys(kern, fk, stable.finite_or_zero(shift))
     kv = psi.transpose(-1, -2) @ stable.append_ones(v.to(dtype))  # (B, H, F, Dv + 1): [S, C]
     phi = stable.scale_queries(kern, fq, shift, stable.query_log_norm(kern, fq, shift))
-    out = stable.guarded_divide(phi @ kv).to(v.dtype)
+    numerator_and_denominator = phi @ kv
+    if kern.log_domain and key_padding_mask is None:
+        # every denominator is at least 1 here (the query's largest scaled feature is 1, and the key
+        # that set that feature's shift adds e^0 to C), so the guard's where/compare are not needed
+        out = numerator_and_denominator[..., :-1] / numerator_and_denominator[..., -1:]
+    else:
+        out = stable.guarded_divide(numerator_and_denominator)
+    out = out.to(v.dtype)
     return out, ELAState(kv[..., :-1], kv[..., -1], shift.squeeze(-2), kern.name, k.shape[2])
 
 
