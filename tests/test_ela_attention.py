@@ -12,6 +12,8 @@ from yolo_lat.ela import (
     list_kernels,
     naive_attention,
     naive_recurrent_attention,
+    register_kernel,
+    unregister_kernel,
 )
 
 KERNELS = ["hadamard_exp", "modulated_dot", "sub_sq_euclid", "sum_sq_euclid"]
@@ -180,6 +182,20 @@ def test_zero_denominators_are_finite_and_zero():
     assert torch.equal(out, torch.zeros_like(out))
     out = ela_attention(a, -a, torch.ones(1, 1, 1, 2, dtype=torch.float64), kernel="sum_sq_euclid")
     assert torch.isfinite(out).all() and out.abs().max() <= 1.0 + 1e-12
+
+
+def test_a_user_log_domain_kernel_with_zero_weights_gives_zeros_not_nan():
+    # log-features of relu(x): -inf (weight 0) wherever x <= 0
+    log_relu = lambda x: x.clamp_min(0).log()  # noqa: E731
+    register_kernel("log_relu_product", log_relu, log_relu, log_domain=True)
+    try:
+        q, k, v = qkv(1, 1, 3, 5, 4, 2)
+        for causal in (False, True):
+            kk, vv = (k, v) if not causal else (k[:, :, :3], v[:, :, :3])
+            out = ela_attention(-q.abs() - 1.0, kk, vv, kernel="log_relu_product", causal=causal)  # phi(q) = 0
+            assert torch.equal(out, torch.zeros_like(out)), causal
+    finally:
+        unregister_kernel("log_relu_product")
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

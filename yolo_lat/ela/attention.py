@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import backend, stable
+from . import backend, kernels, stable
 from .kernels import Kernel, get_kernel
 from .onnx import custom_node_active, emit_custom_node
 from .recurrent import ELAState
@@ -148,9 +148,10 @@ def _bidirectional(
     kv = psi.transpose(-1, -2) @ stable.append_ones(v.to(dtype))  # (B, H, F, Dv + 1): [S, C]
     phi = stable.scale_queries(kern, fq, shift, stable.query_log_norm(kern, fq, shift))
     numerator_and_denominator = phi @ kv
-    if kern.log_domain and key_padding_mask is None:
+    if kern is kernels.hadamard_exp and key_padding_mask is None:
         # every denominator is at least 1 here (the query's largest scaled feature is 1, and the key
-        # that set that feature's shift adds e^0 to C), so the guard's where/compare are not needed
+        # that set that feature's shift adds e^0 to C), so the guard's where/compare are not needed.
+        # Not so for a user's log-domain kernel, whose features may be -inf (a zero kernel value).
         out = numerator_and_denominator[..., :-1] / numerator_and_denominator[..., -1:]
     else:
         out = stable.guarded_divide(numerator_and_denominator)
