@@ -623,7 +623,8 @@ def bidirectional_backward(
 
     Example:
         >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 0.125)  # doctest: +SKIP
-        >>> dq, dk, dv = bidirectional_backward(torch.ones_like(out), None, None, q, k, v, S, C, shift, 0, 0.125)
+        >>> dy = torch.ones_like(out)  # doctest: +SKIP
+        >>> dq, dk, dv = bidirectional_backward(dy, None, None, q, k, v, S, C, shift, 0, 0.125)  # doctest: +SKIP
     """
     batch, heads, length_q, head_dim = q.shape
     length_k, value_dim = v.shape[2], v.shape[3]

@@ -652,7 +652,8 @@ def causal_backward(
     Example:
         >>> out, S, C, shift, lse, cs, cc, cshift, res = causal_forward(  # doctest: +SKIP
         ...     q, k, v, None, None, None, 0, 1.0, True)
-        >>> dq, dk, dv, _, _ = causal_backward(dy, None, None, q, k, v, out, res, lse, cs, cc, cshift, 0, 1.0, False)
+        >>> grads = causal_backward(  # doctest: +SKIP
+        ...     dy, None, None, q, k, v, out, res, lse, cs, cc, cshift, 0, 1.0, False)
     """
     batch, heads, length, head_dim = q.shape
     value_dim = v.shape[-1]
