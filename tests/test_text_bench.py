@@ -48,14 +48,18 @@ def test_decode_benchmark_real_prefill_reaches_the_same_state_sizes(tmp_path):
     assert row["ela"]["state_bytes"] == 2 * 16 * 18 * 4
 
 
-def test_decode_benchmark_times_static_ela_as_a_third_column(tmp_path, capsys):
+def test_decode_benchmark_times_both_models_with_fixed_buffers_too(tmp_path, capsys):
     out = tmp_path / "decode.json"
     args = ["contexts=64", "d_model=32", "n_layers=1", "n_heads=2", "budget=0.01", "memory=False", "static=eager"]
     assert decode.main([*args, f"out={out}"]) == 0
     row = json.loads(out.read_text())["rows"][0]
-    assert row["ela_static"]["median_ms"] > 0 and row["ela_static"]["state_bytes"] == row["ela"]["state_bytes"]
-    assert row["static_speedup"] == pytest.approx(row["softmax"]["median_ms"] / row["ela_static"]["median_ms"])
-    assert "ela eager ms/token" in capsys.readouterr().out
+    for method in ("ela", "softmax"):
+        static = row[f"{method}_static"]
+        assert static["median_ms"] > 0 and static["state_bytes"] == row[method]["state_bytes"]
+    ratio = row["softmax_static"]["median_ms"] / row["ela_static"]["median_ms"]
+    assert row["static_speedup"] == pytest.approx(ratio)
+    printed = capsys.readouterr().out
+    assert "ela eager ms/token" in printed and "softmax eager ms/token" in printed
     with pytest.raises(ArgumentError, match="static='fast': use one of none, eager, compile"):
         decode.main([*args[:-1], "static=fast", f"out={out}"])
     with pytest.raises(ArgumentError, match="static=cuda_graph needs device=cuda"):

@@ -8,13 +8,15 @@ import torch
 from conftest import rel_err
 from test_text_generate import EXACT, model_for
 
-from yolo_lat.text import ELAGPT, ELAGPTConfig, LabelRoutedMoE, StaticDecoder, generate
+from yolo_lat.text import ELAGPT, ELAGPTConfig, KVCache, LabelRoutedMoE, StaticDecoder, generate
 
 CASES = [
     dict(),  # lobe + MoE (outer bias)
     dict(hyperlink=False, moe_bias="inner", kernel="sum_sq_euclid"),
     dict(memory_lobe=False, moe_experts=0, kernel="modulated_dot"),
     dict(moe_bias="none", kernel="sub_sq_euclid"),
+    dict(attention="softmax"),  # a KV cache preallocated to max_length, lobe + MoE
+    dict(attention="softmax", hyperlink=False, memory_lobe=False, moe_experts=0),
 ]
 
 
@@ -32,7 +34,7 @@ def _counting_backend():
 def _decode_both(model, prompt, steps, **static):
     """Logits of ``steps`` teacher-forced tokens from model.step and from a StaticDecoder."""
     _, state = model.prefill(prompt)
-    decoder = StaticDecoder(model, state, **static)
+    decoder = StaticDecoder(model, state, max_length=prompt.shape[1] + steps, **static)
     tokens = torch.randint(0, 256, (steps, prompt.shape[0]), generator=torch.Generator().manual_seed(1))
     reference, fixed = [], []
     for token in tokens:
@@ -62,9 +64,35 @@ def test_static_decoder_matches_model_step(case, compile):
             if expected is None:
                 assert part is None
                 continue
+            if isinstance(expected, KVCache):
+                assert part.length == expected.length == 15
+                assert rel_err(part.keys, expected.keys) <= EXACT and rel_err(part.values, expected.values) <= EXACT
+                continue
             assert part.tokens == expected.tokens == 15
             for name in ("S", "C", "shift"):
                 assert rel_err(getattr(part, name), getattr(expected, name)) <= EXACT, name
+
+
+def test_a_kv_cache_rewinds_and_an_ela_state_cannot():
+    softmax = model_for(attention="softmax", memory_lobe=False)
+    prompt = torch.randint(0, 256, (2, 6))
+    _, state = softmax.prefill(prompt)
+    decoder = StaticDecoder(softmax, state, max_length=12)
+    first = decoder.step(torch.tensor([7, 8]))
+    decoder.step(torch.tensor([9, 10]))
+    decoder.rewind(2)  # back to the prompt: the same token gives the same logits
+    assert decoder.steps == 0 and decoder.state.position == 6
+    assert torch.equal(decoder.step(torch.tensor([7, 8])), first)
+    with pytest.raises(ValueError, match=r"can rewind 0..1 steps, not 2"):
+        decoder.rewind(2)
+    ela = model_for()
+    _, ela_state = ela.prefill(prompt)
+    with pytest.raises(ValueError, match="the ELA state sums every token"):
+        StaticDecoder(ela, ela_state).rewind(1)
+    with_lobe = model_for(attention="softmax")
+    _, lobe_state = with_lobe.prefill(prompt)
+    with pytest.raises(ValueError, match="the Memory Lobe's ELA state sums every token"):
+        StaticDecoder(with_lobe, lobe_state, max_length=12).rewind(0)
 
 
 def test_static_decoder_copies_the_state_it_starts_from():
@@ -111,12 +139,18 @@ def test_dense_moe_mixture_equals_the_gathered_one(bias):
 
 def test_static_decoder_refuses_what_it_cannot_decode():
     softmax = model_for(attention="softmax")
-    _, state = softmax.prefill(torch.randint(0, 256, (1, 4)))
-    with pytest.raises(ValueError, match=r"attention='ela'.*KV cache"):
-        StaticDecoder(softmax, state)
-    with pytest.raises(ValueError, match=r"attention='ela'"):
-        generate(softmax, torch.randint(0, 256, (1, 4)), 3, compile="eager")
+    _, kv_state = softmax.prefill(torch.randint(0, 256, (1, 4)))
+    with pytest.raises(ValueError, match="a softmax model needs max_length"):
+        StaticDecoder(softmax, kv_state)
+    with pytest.raises(ValueError, match="capacity 3 is smaller than the 4 tokens"):
+        StaticDecoder(softmax, kv_state, max_length=3)
+    full = StaticDecoder(softmax, kv_state, max_length=5)
+    full.step(torch.tensor([1]))
+    with pytest.raises(ValueError, match="holds max_length=5 tokens and is full"):
+        full.step(torch.tensor([2]))
     model = model_for()
+    with pytest.raises(ValueError, match="holds KVCache, not the state of attention='ela'"):
+        StaticDecoder(model, kv_state)
     _, state = model.prefill(torch.randint(0, 256, (2, 4)))
     with pytest.raises(ValueError, match="CUDA device; it is on cpu"):
         StaticDecoder(model, state, cuda_graph=True)
@@ -133,6 +167,8 @@ def test_generate_with_a_compiled_step_gives_the_same_tokens():
     model = model_for()
     prompt = torch.randint(0, 256, (2, 7))
     assert torch.equal(generate(model, prompt, 12, compile="eager"), generate(model, prompt, 12))
+    softmax = model_for(attention="softmax")  # its KV cache preallocated to prompt + max_new_tokens
+    assert torch.equal(generate(softmax, prompt, 12, compile="eager"), generate(softmax, prompt, 12))
     sample = dict(temperature=1.0, top_k=10)
     first = model.generate(prompt, 8, generator=torch.Generator().manual_seed(4), compile="eager", **sample)
     second = model.generate(prompt, 8, generator=torch.Generator().manual_seed(4), **sample)

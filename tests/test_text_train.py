@@ -151,7 +151,7 @@ def test_cli_generate_with_a_compiled_step_prints_the_same_text(tmp_path, capsys
     plain = capsys.readouterr().out
     assert text_cli.main([*generate, "compile=True"]) == 0
     assert capsys.readouterr().out == plain and plain.startswith("The lamp")
-    assert made == [{"compile": True, "cuda_graph": False}]  # only the second run used the compiled step
+    assert made == [{"compile": True, "cuda_graph": False, "max_length": 8 + 16}]  # only the second run compiled
 
 
 def test_cli_help_and_errors(capsys):

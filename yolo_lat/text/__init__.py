@@ -10,7 +10,7 @@ Example:
     torch.Size([2, 16, 256])
 """
 
-from .attention import CausalSelfAttention, KVCache
+from .attention import CausalSelfAttention, FixedKVCache, KVCache
 from .config import ELAGPTConfig
 from .generate import generate, generate_by_recompute, pick_next_token
 from .lobe import MemoryLobe
@@ -26,6 +26,7 @@ __all__ = [
     "DecodeState",
     "ELAGPTBlock",
     "ELAGPTConfig",
+    "FixedKVCache",
     "KVCache",
     "LabelRoutedMoE",
     "LayerState",

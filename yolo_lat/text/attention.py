@@ -18,7 +18,7 @@ from yolo_lat.ela import ELAState, ela_attention, ela_step
 
 from .layers import apply_rope
 
-__all__ = ["CausalSelfAttention", "KVCache", "causal_ela"]
+__all__ = ["CausalSelfAttention", "FixedKVCache", "KVCache", "causal_ela"]
 
 
 def causal_ela(
@@ -120,6 +120,46 @@ class KVCache:
         return self.k.numel() * self.k.element_size() + self.v.numel() * self.v.element_size()
 
 
+@dataclass
+class FixedKVCache:
+    """Keys and values in buffers of a fixed capacity, the next one written at a position held in a
+    tensor: what a fixed-shape (compiled or CUDA-graph) softmax decode step needs. Each step
+    attends over the whole capacity with the unwritten part masked, so its cost is that of the
+    longest context the cache was sized for, whatever the current length.
+
+    Attributes:
+        k: ``(B, H, capacity, D)`` key buffer.
+        v: ``(B, H, capacity, Dv)`` value buffer.
+        position: ``(1,)`` int64 index where the next token's key and value go (shared with the
+            decoder that advances it).
+    """
+
+    k: Tensor
+    v: Tensor
+    position: Tensor
+
+    @classmethod
+    def from_cache(cls, cache: KVCache, capacity: int, position: Tensor) -> FixedKVCache:
+        """A fixed cache of ``capacity`` positions holding a copy of ``cache``'s keys and values."""
+        if capacity < cache.length:
+            raise ValueError(f"capacity {capacity} is smaller than the {cache.length} tokens already cached")
+        grown = KVCache.allocate(cache.k, cache.v, capacity)
+        grown.append(cache.keys, cache.values)
+        return cls(grown.k, grown.v, position)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Write one token's ``(B, H, 1, D)`` key and value at ``position``.
+
+        Returns:
+            ``(keys, values, visible)``: the whole buffers and a ``(1, capacity)`` mask of the
+            positions written so far, this one included.
+        """
+        self.k.index_copy_(2, self.position, k)
+        self.v.index_copy_(2, self.position, v)
+        visible = torch.arange(self.k.shape[2], device=self.k.device)[None, :] <= self.position
+        return self.k, self.v, visible
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with RoPE: ELA (``attention="ela"``) or softmax.
 
@@ -178,8 +218,11 @@ class CausalSelfAttention(nn.Module):
 
     @staticmethod
     def _softmax(
-        q: Tensor, k: Tensor, v: Tensor, cache: KVCache | None, use_cache: bool
-    ) -> tuple[Tensor, KVCache | None]:
+        q: Tensor, k: Tensor, v: Tensor, cache: KVCache | FixedKVCache | None, use_cache: bool
+    ) -> tuple[Tensor, KVCache | FixedKVCache | None]:
+        if isinstance(cache, FixedKVCache):  # one token, fixed shapes (StaticDecoder)
+            keys, values, visible = cache.append(k, v)
+            return F.scaled_dot_product_attention(q, keys, values, attn_mask=visible), cache
         past = 0 if cache is None else cache.length
         if use_cache or cache is not None:
             if cache is None:

@@ -38,8 +38,8 @@ GENERATE_DOCS = {
     "top_k": "sample among the k most likely tokens (0: all)",
     "seed": "random seed for sampling",
     "device": "cpu or cuda[:N]",
-    "compile": "ELA models: compile the fixed-shape decode step (torch.compile; the first token waits for it)",
-    "cuda_graph": "ELA models on CUDA: capture the decode step once and replay it per token",
+    "compile": "compile the fixed-shape decode step (torch.compile; the first token waits for it)",
+    "cuda_graph": "CUDA: capture the decode step once and replay it per token",
 }
 EXPERTS_DEFAULTS: dict[str, Any] = {"model": "", "top": 10, "sample": 4096, "device": "cpu"}
 EXPERTS_DOCS = {

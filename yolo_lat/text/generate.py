@@ -67,9 +67,10 @@ def generate(
         top_k: restrict sampling to the k most likely tokens.
         generator: random generator for sampling.
         compile: decode with a :class:`~yolo_lat.text.StaticDecoder` whose step is compiled
-            (``True``: Inductor; a string: that ``torch.compile`` backend). ELA models only.
+            (``True``: Inductor; a string: that ``torch.compile`` backend). A softmax model's KV
+            cache is then preallocated to the prompt plus ``max_new_tokens``.
         cuda_graph: decode with a :class:`~yolo_lat.text.StaticDecoder` that replays one captured
-            CUDA graph per token. ELA models on CUDA only.
+            CUDA graph per token (CUDA models).
 
     Returns:
         ``(B, L + max_new_tokens)`` the prompt followed by the generated tokens.
@@ -93,7 +94,8 @@ def generate(
         if compile or cuda_graph:
             from .static import StaticDecoder
 
-            step = StaticDecoder(model, state, compile=compile, cuda_graph=cuda_graph).step
+            max_length = ids.shape[1] + max_new_tokens  # (a softmax model's KV cache is preallocated to it)
+            step = StaticDecoder(model, state, compile=compile, cuda_graph=cuda_graph, max_length=max_length).step
         else:
 
             def step(token: Tensor) -> Tensor:

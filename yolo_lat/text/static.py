@@ -6,9 +6,12 @@ experts with fixed shapes (:func:`~yolo_lat.text.moe.fixed_shapes`: every expert
 weighted by its routing score or 0, instead of gathering each expert's tokens with ``nonzero``).
 The step then has fixed shapes, fixed addresses and no host synchronisation, which is what
 ``torch.compile`` (``fullgraph=True``: one graph, kernels fused across the whole model) and CUDA
-graphs (the step captured once, then replayed with one launch) need. A KV cache grows with every
-token: a softmax model would need one preallocated to the longest context, attended over in full
-at every step; :class:`StaticDecoder` refuses softmax models.
+graphs (the step captured once, then replayed with one launch) need.
+
+A KV cache grows with every token. The softmax baseline decodes this way only with a
+:class:`~yolo_lat.text.attention.FixedKVCache` preallocated to ``max_length`` tokens, attended over
+in full (masked) at every step: its memory and its per-token cost are those of the longest context
+from the first token on.
 
 Example:
     >>> import torch
@@ -31,6 +34,7 @@ from torch import Tensor
 
 from yolo_lat.ela import ELAState
 
+from .attention import FixedKVCache, KVCache
 from .model import ELAGPT, DecodeState, LayerState
 from .moe import fixed_shapes
 
@@ -45,21 +49,23 @@ class StaticDecoder:
     """Continue a batch of sequences one token at a time from fixed, in-place-updated buffers.
 
     Args:
-        model: an ``ELAGPT`` with ``attention="ela"`` (a KV cache grows, so softmax models cannot).
+        model: an ``ELAGPT``.
         state: the state to continue from, e.g. from ``model.prefill``; it is copied, not changed.
         compile: compile the step with ``torch.compile(fullgraph=True)``. ``True`` uses Inductor
             (which needs a C++ compiler on the CPU); any other true value is passed on as
             ``torch.compile``'s backend (a name such as ``"aot_eager"``, or a callable). The first
             step compiles (seconds); later steps reuse the graph.
         cuda_graph: capture the step into a CUDA graph once, then replay it (CUDA models only).
+        max_length: softmax models only (required there): the tokens the preallocated KV cache
+            holds, prompt included. Every step attends over all of them.
 
     Attributes:
-        steps: tokens consumed so far by :meth:`step`.
+        steps: tokens consumed so far by :meth:`step` (less those taken back by :meth:`rewind`).
         batch: number of sequences B.
 
     Raises:
-        ValueError: softmax attention, a state that does not fit the model (layers, lobes), or
-            ``cuda_graph=True`` on a model that is not on a CUDA device.
+        ValueError: a state that does not fit the model (layers, lobes, attention kind), a softmax
+            model without ``max_length``, or ``cuda_graph=True`` on a model not on a CUDA device.
 
     Example:
         >>> decoder = StaticDecoder(model, state, compile=True)  # doctest: +SKIP
@@ -73,30 +79,33 @@ class StaticDecoder:
         *,
         compile: bool | str | Callable = False,
         cuda_graph: bool = False,
+        max_length: int | None = None,
     ) -> None:
-        if model.config.attention != "ela":
+        self._softmax = model.config.attention == "softmax"
+        if self._softmax and max_length is None:
             raise ValueError(
-                f"StaticDecoder needs attention='ela' (a fixed-size state); this model has "
-                f"attention={model.config.attention!r}, whose KV cache grows with every token: use model.step"
+                "a softmax model needs max_length for static decoding: its KV cache grows with every token, so it is "
+                "preallocated to max_length tokens (ELA's state has a fixed size and needs none)"
             )
         if len(state.layers) != len(model.blocks):
             raise ValueError(f"state has {len(state.layers)} layers, the model {len(model.blocks)}")
-        device = next(model.parameters()).device
-        if cuda_graph and device.type != "cuda":
-            raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
         for index, (block, layer) in enumerate(zip(model.blocks, state.layers)):
             if (block.lobe is None) != (layer.lobe is None):
                 has = "has no" if layer.lobe is None else "has a"
                 raise ValueError(f"layer {index} of the state {has} Memory Lobe state, unlike the model's layer")
+        device = next(model.parameters()).device
+        if cuda_graph and device.type != "cuda":
+            raise ValueError(f"cuda_graph=True needs the model on a CUDA device; it is on {device}")
         self.model = model
-        self._layers = [_copy_layer(index, layer, device) for index, layer in enumerate(state.layers)]
-        self._buffers = [t for layer in self._layers for part in layer for t in (part.S, part.C, part.shift)]
-        self.batch = self._layers[0][0].S.shape[0]
-        self._start = (state.position, [[part.tokens for part in _parts(layer)] for layer in state.layers])
+        self.batch = _batch_of(state.layers[0].attention)
+        self.max_length = max_length
         self.steps = 0
+        self._start = state.position
         self._position = torch.tensor([state.position], device=device)
         self._token = torch.zeros(self.batch, dtype=torch.long, device=device)
-        self._live = DecodeState([LayerState(*parts) for parts in self._layers], self._position)
+        layers = [self._copy_layer(index, layer, device) for index, layer in enumerate(state.layers)]
+        self._live = DecodeState(layers, self._position)
+        self._buffers = [t for layer in layers for part in _ela_parts(layer) for t in (part.S, part.C, part.shift)]
         run: Callable[[Tensor], Tensor] = self._run_step
         if compile:
             backend = "inductor" if compile is True else compile
@@ -116,9 +125,14 @@ class StaticDecoder:
 
         Returns:
             ``(B, vocab)`` logits (a new tensor).
+
+        Raises:
+            ValueError: a token of the wrong shape, or a softmax model's KV cache is full.
         """
         if token.shape != (self.batch,):
             raise ValueError(f"token must have shape ({self.batch},), got {tuple(token.shape)}")
+        if self._softmax and self._start + self.steps >= self.max_length:
+            raise ValueError(f"the KV cache holds max_length={self.max_length} tokens and is full")
         self._token.copy_(token)
         if self._graph is not None:
             self._graph.replay()
@@ -129,24 +143,46 @@ class StaticDecoder:
         self.steps += 1
         return logits
 
+    def rewind(self, steps: int) -> None:
+        """Take back the last ``steps`` tokens (a KV cache: e.g. rejected draft tokens).
+
+        Raises:
+            ValueError: a model with ELA states (ELA attention or a Memory Lobe: a state is a sum over
+                the tokens and cannot forget one), or more steps than were taken.
+        """
+        if self._buffers:
+            what = "Memory Lobe's " if self._softmax else ""
+            raise ValueError(f"the {what}ELA state sums every token it has seen and cannot take one back")
+        if not 0 <= steps <= self.steps:
+            raise ValueError(f"can rewind 0..{self.steps} steps, not {steps}")
+        self.steps -= steps
+        self._position.sub_(steps)
+
     @property
     def state(self) -> DecodeState:
         """A copy of the current state, usable with ``model.step``/``model.prefill`` (later steps
         of this decoder do not change it)."""
-        position, tokens = self._start
+        position = self._start + self.steps
         layers = []
-        for parts, counts in zip(self._layers, tokens):
-            copies = [
-                ELAState(p.S.clone(), p.C.clone(), p.shift.clone(), p.kernel, count + self.steps)
-                for p, count in zip(parts, counts)
-            ]
-            layers.append(LayerState(*copies))
-        return DecodeState(layers, position + self.steps)
+        for layer in self._live.layers:
+            attention, lobe = layer.attention, layer.lobe
+            if isinstance(attention, FixedKVCache):
+                cache = KVCache.allocate(attention.k, attention.v, max(16, position))
+                cache.append(attention.k[:, :, :position], attention.v[:, :, :position])
+                attention = cache
+            else:
+                attention = self._ela_copy(attention)
+            layers.append(LayerState(attention, None if lobe is None else self._ela_copy(lobe)))
+        return DecodeState(layers, position)
+
+    def _ela_copy(self, part: ELAState) -> ELAState:
+        # the live buffers' token counts stay at their start values (see _copy_layer)
+        return ELAState(part.S.clone(), part.C.clone(), part.shift.clone(), part.kernel, part.tokens + self.steps)
 
     def _run_step(self, token: Tensor) -> Tensor:
         """The step itself: fixed shapes, buffers updated in place, no host synchronisation."""
         logits, _, fresh = self.model._run(token.view(-1, 1), self._live, use_cache=True)
-        new = [t for layer in fresh.layers for part in _parts(layer) for t in (part.S, part.C, part.shift)]
+        new = [t for layer in fresh.layers for part in _ela_parts(layer) for t in (part.S, part.C, part.shift)]
         for buffer, value in zip(self._buffers, new):
             buffer.copy_(value)
         self._position.add_(1)
@@ -154,7 +190,7 @@ class StaticDecoder:
 
     def _capture(self, device: torch.device) -> None:
         """Warm up on a side stream, undo the warm-up's steps, capture one step."""
-        saved = [t.clone() for t in (*self._buffers, self._position)]
+        saved = [t.clone() for t in (*self._buffers, self._position)]  # a KV cache's writes are masked again
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.no_grad(), fixed_shapes(), torch.cuda.stream(side):
@@ -168,22 +204,40 @@ class StaticDecoder:
             self._logits = self._run(self._token)
         self._graph = graph
 
+    def _copy_layer(self, index: int, layer: LayerState, device: torch.device) -> LayerState:
+        attention = layer.attention
+        if self._softmax != isinstance(attention, KVCache) or not isinstance(attention, (ELAState, KVCache)):
+            kind = "softmax" if self._softmax else "ela"
+            raise ValueError(
+                f"layer {index} of the state holds {type(attention).__name__}, not the state of attention={kind!r}"
+            )
+        if isinstance(attention, KVCache):
+            if self._start != attention.length:
+                raise ValueError(
+                    f"layer {index}: the KV cache holds {attention.length} tokens, the state's position is "
+                    f"{self._start}"
+                )
+            attention = FixedKVCache.from_cache(attention, self.max_length, self._position)
+            attention.k, attention.v = attention.k.to(device), attention.v.to(device)
+        else:
+            attention = _own_ela(attention, device)
+        return LayerState(attention, None if layer.lobe is None else _own_ela(layer.lobe, device))
 
-def _parts(layer: LayerState) -> list[ELAState]:
-    return [part for part in (layer.attention, layer.lobe) if part is not None]
+
+def _batch_of(attention: ELAState | KVCache | None) -> int:
+    if isinstance(attention, ELAState):
+        return attention.S.shape[0]
+    if isinstance(attention, KVCache):
+        return attention.k.shape[0]
+    raise ValueError("the state's first layer has no attention state; StaticDecoder continues model.prefill's state")
 
 
-def _copy_layer(index: int, layer: LayerState, device: torch.device) -> list[ELAState]:
-    parts = _parts(layer)
-    if not parts or not all(isinstance(part, ELAState) for part in parts):
-        kinds = ", ".join(type(part).__name__ for part in (layer.attention, layer.lobe))
-        raise ValueError(f"layer {index} of the state holds {kinds}; StaticDecoder needs ELA states (model.prefill)")
-    if layer.attention is None:
-        raise ValueError(f"layer {index} of the state has no attention state")
+def _ela_parts(layer: LayerState) -> list[ELAState]:
+    return [part for part in (layer.attention, layer.lobe) if isinstance(part, ELAState)]
+
+
+def _own_ela(part: ELAState, device: torch.device) -> ELAState:
     # the token counts of these buffers stay as they are (StaticDecoder counts steps in Python), so a
     # compiled step sees constants, not a number that changes every step and would force a recompile
-    return [ELAState(*(_own_copy(t, device) for t in (p.S, p.C, p.shift)), p.kernel, p.tokens) for p in parts]
-
-
-def _own_copy(t: Tensor, device: torch.device) -> Tensor:
-    return t.detach().to(device).clone(memory_format=torch.contiguous_format)
+    copy = lambda t: t.detach().to(device).clone(memory_format=torch.contiguous_format)  # noqa: E731
+    return ELAState(copy(part.S), copy(part.C), copy(part.shift), part.kernel, part.tokens)
