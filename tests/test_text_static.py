@@ -142,8 +142,8 @@ def test_static_decoder_refuses_what_it_cannot_decode():
     _, kv_state = softmax.prefill(torch.randint(0, 256, (1, 4)))
     with pytest.raises(ValueError, match="a softmax model needs max_length"):
         StaticDecoder(softmax, kv_state)
-    with pytest.raises(ValueError, match="capacity 3 is smaller than the 4 tokens"):
-        StaticDecoder(softmax, kv_state, max_length=3)
+    with pytest.raises(ValueError, match="max_length=4 leaves no room after the 4 tokens"):
+        StaticDecoder(softmax, kv_state, max_length=4)
     full = StaticDecoder(softmax, kv_state, max_length=5)
     full.step(torch.tensor([1]))
     with pytest.raises(ValueError, match="holds max_length=5 tokens and is full"):
@@ -201,5 +201,6 @@ def test_cuda_graph_decoding_matches_eager_steps_on_cuda():
         # float32 with the same kernels; the dense MoE mixture sums in another order: a loose bound
         assert rel_err(decoder.step(token), expected) <= 1e-4
     # greedy tokens: in float64 (PyTorch's ELA on CUDA, captured likewise), where no near-tie can flip
-    exact = model_for().cuda()
-    assert torch.equal(generate(exact, prompt, 10, cuda_graph=True), generate(exact, prompt, 10))
+    for attention in ("ela", "softmax"):  # softmax: a KV cache preallocated to prompt + 10 tokens
+        exact = model_for(attention=attention).cuda()
+        assert torch.equal(generate(exact, prompt, 10, cuda_graph=True), generate(exact, prompt, 10)), attention

@@ -91,7 +91,7 @@ def generate(
         logits, state = model.prefill(ids)
         token = pick_next_token(logits[:, -1], temperature, top_k, generator)
         out = [ids, token[:, None]]
-        if compile or cuda_graph:
+        if (compile or cuda_graph) and max_new_tokens > 1:
             from .static import StaticDecoder
 
             max_length = ids.shape[1] + max_new_tokens  # (a softmax model's KV cache is preallocated to it)

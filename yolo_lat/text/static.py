@@ -87,6 +87,8 @@ class StaticDecoder:
                 "a softmax model needs max_length for static decoding: its KV cache grows with every token, so it is "
                 "preallocated to max_length tokens (ELA's state has a fixed size and needs none)"
             )
+        if self._softmax and max_length <= state.position:
+            raise ValueError(f"max_length={max_length} leaves no room after the {state.position} tokens of the state")
         if len(state.layers) != len(model.blocks):
             raise ValueError(f"state has {len(state.layers)} layers, the model {len(model.blocks)}")
         for index, (block, layer) in enumerate(zip(model.blocks, state.layers)):
@@ -193,8 +195,10 @@ class StaticDecoder:
         saved = [t.clone() for t in (*self._buffers, self._position)]  # a KV cache's writes are masked again
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
+        # a KV cache takes at most what is left of it (a write past its end would fault on the GPU)
+        warmup = WARMUP_STEPS if not self._softmax else min(WARMUP_STEPS, self.max_length - self._start)
         with torch.no_grad(), fixed_shapes(), torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
+            for _ in range(warmup):
                 self._run(self._token)
         torch.cuda.current_stream(device).wait_stream(side)
         for buffer, value in zip((*self._buffers, self._position), saved):
