@@ -100,7 +100,7 @@ else echo "skipped (time)"; fi
 
 step "6 text: decode latency, state vs KV cache"
 if limit=$(fits 70 40) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=1 static=$DECODE_STATIC \
+  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=0.5 static=$DECODE_STATIC \
     out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
   echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
 else echo "skipped (time)"; fi
