@@ -140,12 +140,19 @@ class FixedKVCache:
 
     @classmethod
     def from_cache(cls, cache: KVCache, capacity: int, position: Tensor) -> FixedKVCache:
-        """A fixed cache of ``capacity`` positions holding a copy of ``cache``'s keys and values."""
+        """A fixed cache of ``capacity`` positions, on ``position``'s device, holding a copy of
+        ``cache``'s keys and values."""
         if capacity < cache.length:
             raise ValueError(f"capacity {capacity} is smaller than the {cache.length} tokens already cached")
-        grown = KVCache.allocate(cache.k, cache.v, capacity)
-        grown.append(cache.keys, cache.values)
-        return cls(grown.k, grown.v, position)
+        fixed = KVCache.allocate(cache.k.to(position.device), cache.v.to(position.device), capacity)
+        fixed.append(cache.keys, cache.values)
+        return cls(fixed.k, fixed.v, position)
+
+    def to_cache(self, length: int) -> KVCache:
+        """A growing :class:`KVCache` holding a copy of the first ``length`` positions."""
+        cache = KVCache.allocate(self.k, self.v, max(16, length))
+        cache.append(self.k[:, :, :length], self.v[:, :, :length])
+        return cache
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Write one token's ``(B, H, 1, D)`` key and value at ``position``.

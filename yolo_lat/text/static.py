@@ -165,21 +165,14 @@ class StaticDecoder:
         """A copy of the current state, usable with ``model.step``/``model.prefill`` (later steps
         of this decoder do not change it)."""
         position = self._start + self.steps
+        # (the live ELA buffers' token counts stay at their start values: see _own_ela)
+        copy = lambda part: _own_ela(part, part.S.device, part.tokens + self.steps)  # noqa: E731
         layers = []
         for layer in self._live.layers:
             attention, lobe = layer.attention, layer.lobe
-            if isinstance(attention, FixedKVCache):
-                cache = KVCache.allocate(attention.k, attention.v, max(16, position))
-                cache.append(attention.k[:, :, :position], attention.v[:, :, :position])
-                attention = cache
-            else:
-                attention = self._ela_copy(attention)
-            layers.append(LayerState(attention, None if lobe is None else self._ela_copy(lobe)))
+            attention = attention.to_cache(position) if isinstance(attention, FixedKVCache) else copy(attention)
+            layers.append(LayerState(attention, None if lobe is None else copy(lobe)))
         return DecodeState(layers, position)
-
-    def _ela_copy(self, part: ELAState) -> ELAState:
-        # the live buffers' token counts stay at their start values (see _copy_layer)
-        return ELAState(part.S.clone(), part.C.clone(), part.shift.clone(), part.kernel, part.tokens + self.steps)
 
     def _run_step(self, token: Tensor) -> Tensor:
         """The step itself: fixed shapes, buffers updated in place, no host synchronisation."""
@@ -222,10 +215,9 @@ class StaticDecoder:
                     f"{self._start}"
                 )
             attention = FixedKVCache.from_cache(attention, self.max_length, self._position)
-            attention.k, attention.v = attention.k.to(device), attention.v.to(device)
         else:
-            attention = _own_ela(attention, device)
-        return LayerState(attention, None if layer.lobe is None else _own_ela(layer.lobe, device))
+            attention = _own_ela(attention, device, attention.tokens)
+        return LayerState(attention, None if layer.lobe is None else _own_ela(layer.lobe, device, layer.lobe.tokens))
 
 
 def _batch_of(attention: ELAState | KVCache | None) -> int:
@@ -240,8 +232,9 @@ def _ela_parts(layer: LayerState) -> list[ELAState]:
     return [part for part in (layer.attention, layer.lobe) if isinstance(part, ELAState)]
 
 
-def _own_ela(part: ELAState, device: torch.device) -> ELAState:
-    # the token counts of these buffers stay as they are (StaticDecoder counts steps in Python), so a
-    # compiled step sees constants, not a number that changes every step and would force a recompile
+def _own_ela(part: ELAState, device: torch.device, tokens: int) -> ELAState:
+    """A contiguous copy of ``part`` on ``device`` counting ``tokens``. The live buffers keep their
+    start count (StaticDecoder counts steps in Python), so a compiled step sees constants, not a
+    number that changes every step and would force a recompile."""
     copy = lambda t: t.detach().to(device).clone(memory_format=torch.contiguous_format)  # noqa: E731
-    return ELAState(copy(part.S), copy(part.C), copy(part.shift), part.kernel, part.tokens)
+    return ELAState(copy(part.S), copy(part.C), copy(part.shift), part.kernel, tokens)
