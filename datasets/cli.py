@@ -1,8 +1,9 @@
-"""``yolo-lat data synth|check|download``: make the embedded dataset, validate a dataset, fetch one on request.
+"""Handlers of ``yolo-lat data synth|check|download`` and their argument tables.
 
 Run as ``yolo-lat data SUBMODE key=value ...`` or ``python -m yolo_lat.datasets.cli SUBMODE key=value ...``;
-``--help`` after a submode lists its arguments. ``check`` exits with status 1 when the dataset has a fatal
-problem; a bad argument raises :class:`yolo_lat.args.ArgumentError` (exit status 2 from the command line).
+``--help`` after a submode lists its arguments (the dispatcher and help are :mod:`yolo_lat.cli`). ``check``
+exits with status 1 when the dataset has a fatal problem; a bad argument raises
+:class:`yolo_lat.args.ArgumentError` (exit status 2 from the command line).
 
 Example:
     >>> from yolo_lat.datasets.cli import main
@@ -14,10 +15,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
-from yolo_lat.args import ArgumentError, closest, format_defaults, split_pairs, typed
+from yolo_lat.args import ArgumentError
+from yolo_lat.cli import entrypoint
+from yolo_lat.cli import main as cli_main
+from yolo_lat.datasets.checks import DatasetError, validate_dataset
+from yolo_lat.datasets.download import download_dataset
+from yolo_lat.datasets.synth import generate
 
 SYNTH_DEFAULTS: dict[str, Any] = {
     "path": "runs/data/shapes",
@@ -66,30 +71,19 @@ DOWNLOAD_DOCS = {
 }
 
 
-def _help(name: str, summary: str, defaults: dict[str, Any], docs: dict[str, str]) -> None:
-    print(f"usage: yolo-lat data {name} [key=value ...]\n\n{summary}\n\narguments:\n{format_defaults(defaults, docs)}")
-
-
-def synth(argv: list[str]) -> int:
+def synth(settings: dict[str, Any]) -> int:
     """``yolo-lat data synth``: generate the synthetic shapes dataset; prints its YAML path and a summary.
 
     Args:
-        argv: ``key=value`` words (``--help`` lists them).
+        settings: :data:`SYNTH_DEFAULTS` with the given values.
 
     Returns:
         The exit status.
 
     Example:
-        >>> synth(["path=runs/data/shapes", "n=64", "n_val=16"])  # doctest: +SKIP
+        >>> synth({**SYNTH_DEFAULTS, "n": 64, "n_val": 16})  # doctest: +SKIP
         0
     """
-    summary = "Generate the embedded synthetic detection dataset (YOLO layout + COCO JSON for val)."
-    if any(a in ("-h", "--help", "help") for a in argv):
-        _help("synth", summary, SYNTH_DEFAULTS, SYNTH_DOCS)
-        return 0
-    settings = typed(SYNTH_DEFAULTS, split_pairs(argv), "data synth")
-    from yolo_lat.datasets.synth import generate
-
     options = {k: v for k, v in settings.items() if k not in ("path", "n", "n_val", "imgsz", "seed", "preview")}
     started = time.perf_counter()
     try:
@@ -111,28 +105,21 @@ def synth(argv: list[str]) -> int:
     return 0
 
 
-def check(argv: list[str]) -> int:
+def check(settings: dict[str, Any]) -> int:
     """``yolo-lat data check``: validate a dataset; prints the report, returns 1 when it has fatal problems.
 
     Args:
-        argv: ``key=value`` words (``--help`` lists them).
+        settings: :data:`CHECK_DEFAULTS` with the given values.
 
     Returns:
         The exit status.
 
     Example:
-        >>> check(["data=runs/data/shapes"])  # doctest: +SKIP
+        >>> check({**CHECK_DEFAULTS, "data": "runs/data/shapes"})  # doctest: +SKIP
         0
     """
-    summary = "Validate a dataset YAML, its images and labels; every problem names the file (and line)."
-    if any(a in ("-h", "--help", "help") for a in argv):
-        _help("check", summary, CHECK_DEFAULTS, CHECK_DOCS)
-        return 0
-    settings = typed(CHECK_DEFAULTS, split_pairs(argv), "data check")
     if not settings["data"]:
         raise ArgumentError("data check: data= is required (a dataset YAML, folder or built-in name)")
-    from yolo_lat.datasets.checks import validate_dataset
-
     report = validate_dataset(
         settings["data"],
         splits=[str(s) for s in settings["splits"]],
@@ -143,29 +130,21 @@ def check(argv: list[str]) -> int:
     return 0 if report.ok else 1
 
 
-def download(argv: list[str]) -> int:
+def download(settings: dict[str, Any]) -> int:
     """``yolo-lat data download``: run a dataset YAML's download recipe (the only path that downloads data).
 
     Args:
-        argv: ``key=value`` words (``--help`` lists them).
+        settings: :data:`DOWNLOAD_DEFAULTS` with the given values.
 
     Returns:
         The exit status.
 
     Example:
-        >>> download(["data=coco"])  # doctest: +SKIP
+        >>> download({**DOWNLOAD_DEFAULTS, "data": "coco"})  # doctest: +SKIP
         0
     """
-    summary = "Download a dataset with the recipe in its YAML (needs internet; refused when YOLO_OFFLINE is set)."
-    if any(a in ("-h", "--help", "help") for a in argv):
-        _help("download", summary, DOWNLOAD_DEFAULTS, DOWNLOAD_DOCS)
-        return 0
-    settings = typed(DOWNLOAD_DEFAULTS, split_pairs(argv), "data download")
     if not settings["data"]:
         raise ArgumentError("data download: data= is required (a dataset YAML or built-in name)")
-    from yolo_lat.datasets.checks import DatasetError
-    from yolo_lat.datasets.download import download_dataset
-
     try:
         root = download_dataset(settings["data"], force=settings["force"])
     except DatasetError as err:
@@ -175,43 +154,15 @@ def download(argv: list[str]) -> int:
     return 0
 
 
-SUBMODES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "synth": ("generate the embedded synthetic shapes dataset", synth),
-    "check": ("validate a dataset (YAML keys, paths, images, labels)", check),
-    "download": ("run a dataset YAML's download recipe (needs internet)", download),
-}
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat data``: dispatch to a submode; returns the exit status.
-
-    Args:
-        argv: Words after ``data`` (default: ``sys.argv[1:]``).
-
-    Returns:
-        0 on success, 1 when ``check`` finds fatal problems or ``download`` fails.
-
-    Raises:
-        ArgumentError: Unknown submode, unknown key or bad value (one-line message).
+    """``yolo-lat data`` with ``argv`` (the words after ``data``); returns the exit status (:func:`yolo_lat.cli.main`).
 
     Example:
         >>> main(["check", "data=coco"])  # doctest: +SKIP
         1
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    listing = "\n".join(f"  {key:<10} {doc}" for key, (doc, _) in SUBMODES.items())
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(f"usage: yolo-lat data SUBMODE [key=value ...]\n\nsubmodes:\n{listing}")
-        return 0
-    sub, rest = argv[0], argv[1:]
-    if sub not in SUBMODES:
-        raise ArgumentError(f"unknown data submode '{sub}'.{closest(sub, SUBMODES)} Choose from: {', '.join(SUBMODES)}")
-    return SUBMODES[sub][1](rest)
+    return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except ValueError as err:  # ArgumentError included
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    entrypoint(["data", *sys.argv[1:]])

@@ -8,9 +8,8 @@ import sys
 import pytest
 
 from yolo_lat import __version__
-from yolo_lat.args import ArgumentError, parse_value
-from yolo_lat.cli import main
-from yolo_lat.overrides import parse_overrides
+from yolo_lat.args import ArgumentError, parse_overrides, parse_value
+from yolo_lat.cli import COMMANDS, argument_table, entrypoint, load, main, usage
 
 
 def cli(*args, timeout=300):
@@ -107,3 +106,87 @@ def test_benchmark_report_from_committed_results(tmp_path):
     assert "## Detectors on an H200 (fused ELA kernels)" in page
     assert "yolo-lat-n" in page and "yolo26n" in page
     assert "decode step: kernel launch |" in page and "x minimal launch, Triton binding" in page
+
+
+def _leaves(path):
+    node = path[-1]
+    if not node.children:
+        yield path
+    for child in node.children:
+        yield from _leaves([*path, child])
+
+
+def test_every_command_in_the_table_has_a_handler_and_documented_arguments():
+    leaves = list(_leaves([COMMANDS]))
+    names = {" ".join(node.name for node in path[1:]) for path in leaves}
+    assert {"train", "info", "benchmark decode", "data check", "text generate", "demo"} <= names
+    assert len(leaves) == 5 + 5 + 3 + 3 + 1
+    for path in leaves:
+        command = path[-1]
+        assert callable(load(command.handler)), command.name
+        text = usage(path)
+        assert text.startswith("usage: yolo-lat " + " ".join(node.name for node in path[1:]) + " ")
+        if command.ultralytics:
+            assert not command.arguments and all(key in text for key in command.extra)
+            continue
+        defaults, docs = argument_table(command)
+        assert set(docs) == set(defaults), command.name  # every argument documented, no stale docs
+        assert all(f"  {key}=" in text for key in defaults)
+
+
+def test_group_help_lists_subcommands_and_fallback(capsys):
+    assert main(["text"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: yolo-lat text SUBMODE [key=value ...]")
+    assert "  generate   continue a prompt" in out and "examples:\n  yolo-lat text train" in out
+    # key=value words right after `benchmark` go to `benchmark models`, parsed with its table
+    with pytest.raises(ArgumentError, match=r"unknown argument 'modelz' for benchmark models\. Did you mean 'models'"):
+        main(["benchmark", "modelz=yolo12n"])
+
+
+def test_entrypoint_turns_errors_into_one_line_and_status_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        entrypoint(["data", "synt"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "yolo-lat: error: unknown data submode 'synt'. Did you mean 'synth'? Choose from: synth, check, download"
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        entrypoint(["--version"])
+    assert exit_info.value.code == 0
+
+
+def test_model_commands_check_the_splits_they_use(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from yolo_lat.cli import model
+
+    checked, calls = [], []
+    report = SimpleNamespace(warnings=[])
+    report.raise_if_errors = lambda: report
+
+    def validate(data, splits):
+        checked.append(list(splits))
+        return report
+
+    class FakeYOLO:
+        def __init__(self, path):
+            calls.append(path)
+
+        def train(self, **overrides):
+            calls.append(overrides)
+
+        val = train
+
+    monkeypatch.setattr(model, "validate_dataset", validate)
+    monkeypatch.setattr(model, "YOLOLAT", FakeYOLO)
+    data = tmp_path / "d.yaml"
+    data.write_text("path: .\ntrain: a\nval: b\nnames: [x]\n")
+    assert main(["val", "model=m.pt", f"data={data}"]) == 0
+    assert main(["val", "model=m.pt", f"data={data}", "split=test", "batch=2"]) == 0
+    assert main(["train", f"data={data}", "epochs=1"]) == 0
+    assert checked == [["val"], ["test"], ["train", "val"]]
+    assert calls[2:4] == ["m.pt", {"data": str(data), "split": "test", "batch": 2}]
+    assert calls[4] == "yolo-lat-n.yaml"  # train's default model
+    with pytest.raises(ArgumentError, match="'yolo-lat val' needs model="):
+        main(["val", f"data={data}"])

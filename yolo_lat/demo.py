@@ -9,12 +9,9 @@ minutes on two CPU cores; every output lands under ``project`` (default ``runs/d
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-from yolo_lat.args import format_defaults, split_pairs, typed
 
 DEFAULTS: dict[str, Any] = {
     "project": "runs/demo",
@@ -153,12 +150,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat demo``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if any(a in ("-h", "--help", "help") for a in argv):
-        print("usage: yolo-lat demo [key=value ...]\n\n" + __doc__.strip().split("\n\n")[0] + "\n\narguments:")
-        print(format_defaults(DEFAULTS, DOCS))
-        return 0
-    run(typed(DEFAULTS, split_pairs(argv), "demo"))
+def command(settings: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat demo``: :func:`run` with ``settings`` (:data:`DEFAULTS` with the given values)."""
+    run(settings)
     return 0

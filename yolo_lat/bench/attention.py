@@ -1,6 +1,6 @@
 """Attention benchmark: ELA vs the naive L x L reference vs softmax SDPA, time and peak memory.
 
-Run ``yolo-lat benchmark attention`` or ``python -m yolo_lat.bench.attention`` with ``key=value``
+Run ``yolo-lat benchmark attention`` with ``key=value``
 overrides (``--help`` lists them). Prints a table and writes JSON.
 """
 
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import run_benchmark, script_entry
+from yolo_lat.bench.runner import finish
 from yolo_lat.ela import ela_attention, get_kernel, naive_attention
 
 DEFAULTS: dict[str, Any] = {
@@ -138,10 +138,6 @@ def render(record: dict[str, Any]) -> str:
     return f"{head}\n{timing.format_table(headers, body)}\ntime ~ L^k, fitted k: {fits}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat benchmark attention``."""
-    return run_benchmark("attention", __doc__, DEFAULTS, DOCS, run, render, argv)
-
-
-if __name__ == "__main__":
-    script_entry(main)
+def command(settings: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark attention``: run with ``settings``, write ``out`` as JSON, print the table."""
+    return finish(settings, run, render)

@@ -16,19 +16,21 @@ graph and/or replayed as one CUDA graph). ELA's state is the same; softmax's KV 
 :class:`~yolo_lat.text.attention.FixedKVCache` of ``L + burst`` positions, attended over in full
 (masked) at every step and rewound after each timed call.
 
-Run ``yolo-lat benchmark decode`` or ``python -m yolo_lat.bench.decode`` with ``key=value``
+Run ``yolo-lat benchmark decode`` (or :func:`main` with the same words) with ``key=value``
 overrides (``--help`` lists them). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
 
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import run_benchmark, script_entry
+from yolo_lat.bench.runner import finish
+from yolo_lat.cli import main as cli_main
 from yolo_lat.text import ELAGPT, DecodeState, ELAGPTConfig, KVCache, StaticDecoder
 
 DEFAULTS: dict[str, Any] = {
@@ -286,10 +288,11 @@ def render(record: dict[str, Any]) -> str:
     return f"{head}\n{timing.format_table(headers, body)}\n{foot}"
 
 
+def command(settings: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark decode``: run with ``settings``, write ``out`` as JSON, print the table."""
+    return finish(settings, run, render)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat benchmark decode``."""
-    return run_benchmark("decode", __doc__, DEFAULTS, DOCS, run, render, argv)
-
-
-if __name__ == "__main__":
-    script_entry(main)
+    """``yolo-lat benchmark decode`` with ``argv`` (``key=value`` words); returns the exit status."""
+    return cli_main(["benchmark", "decode", *(sys.argv[1:] if argv is None else argv)])

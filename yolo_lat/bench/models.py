@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +23,9 @@ from typing import Any
 
 import torch
 
-from yolo_lat.args import ArgumentError, split_pairs, typed
+from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import script_entry, wants_help, write_json
+from yolo_lat.bench.runner import write_json
 
 DEFAULTS: dict[str, Any] = {
     "models": ["yolo-lat-n", "yolo12n", "yolo26n"],
@@ -454,18 +453,10 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat benchmark models``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if wants_help(argv, "models", __doc__, DEFAULTS, DOCS):
-        return 0
-    settings = typed(DEFAULTS, split_pairs(argv), "benchmark models")
+def command(settings: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark models``: run with ``settings``, print the table, write JSON, Markdown, plots."""
     record = run(settings)
     print(markdown(record))
     for path in write(record, settings["project"], settings["name"], settings["plots"]):
         print(f"wrote {path}")
     return 0
-
-
-if __name__ == "__main__":
-    script_entry(main)

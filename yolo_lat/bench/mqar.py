@@ -10,13 +10,14 @@ every step) to predict the value after each *queried* key, and scored on the acc
 predictions over held-out sequences. One model per ELA kernel plus the softmax baseline, all with
 the same layers and parameter count.
 
-Run ``yolo-lat benchmark mqar`` or ``python -m yolo_lat.bench.mqar`` with ``key=value``
+Run ``yolo-lat benchmark mqar`` (or :func:`main` with the same words) with ``key=value``
 overrides (``--help`` lists them). Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
@@ -24,7 +25,8 @@ import torch
 
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import run_benchmark, script_entry
+from yolo_lat.bench.runner import finish
+from yolo_lat.cli import main as cli_main
 from yolo_lat.ela import list_kernels
 from yolo_lat.text import ELAGPT, ELAGPTConfig
 
@@ -196,10 +198,11 @@ def render(record: dict[str, Any]) -> str:
     return f"{head}\n{timing.format_table(headers, body)}"
 
 
+def command(settings: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark mqar``: run with ``settings``, write ``out`` as JSON, print the table."""
+    return finish(settings, run, render)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat benchmark mqar``."""
-    return run_benchmark("mqar", __doc__, DEFAULTS, DOCS, run, render, argv)
-
-
-if __name__ == "__main__":
-    script_entry(main)
+    """``yolo-lat benchmark mqar`` with ``argv`` (``key=value`` words); returns the exit status."""
+    return cli_main(["benchmark", "mqar", *(sys.argv[1:] if argv is None else argv)])

@@ -1,26 +1,25 @@
-"""What every ``yolo-lat benchmark <name>`` entry point shares: help, argument parsing, atomic JSON."""
+"""What the ``yolo-lat benchmark <name>`` handlers share: run with the parsed settings, write JSON atomically.
+
+The dispatcher and help are :mod:`yolo_lat.cli`; each benchmark module holds its argument table
+(``DEFAULTS``/``DOCS``), its ``run(settings) -> record`` and its ``command(settings)`` handler.
+
+Example:
+    >>> import json, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "r.json"
+    >>> finish({"out": str(out)}, lambda s: {"rows": [1]}, lambda r: f"{len(r['rows'])} row")  # doctest: +ELLIPSIS
+    1 row
+    results: ...
+    0
+    >>> json.loads(out.read_text())
+    {'rows': [1]}
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from yolo_lat.args import format_defaults, split_pairs, typed
-
-HELP_WORDS = ("-h", "--help", "help")
-
-
-def wants_help(argv: list[str], name: str, doc: str, defaults: dict[str, Any], docs: dict[str, str]) -> bool:
-    """Print the usage of ``yolo-lat benchmark <name>`` and return True when ``argv`` asks for help."""
-    if not any(word in HELP_WORDS for word in argv):
-        return False
-    summary = (doc or "").strip().splitlines()[0] if doc else ""
-    print(f"usage: yolo-lat benchmark {name} [key=value ...]\n\n{summary}\n\narguments:")
-    print(format_defaults(defaults, docs))
-    return True
 
 
 def write_json(path: str | Path, record: dict[str, Any]) -> Path:
@@ -33,31 +32,23 @@ def write_json(path: str | Path, record: dict[str, Any]) -> Path:
     return out
 
 
-def run_benchmark(
-    name: str,
-    doc: str | None,
-    defaults: dict[str, Any],
-    docs: dict[str, str],
+def finish(
+    settings: dict[str, Any],
     run: Callable[[dict[str, Any]], dict[str, Any]],
     render: Callable[[dict[str, Any]], str],
-    argv: list[str] | None,
 ) -> int:
-    """Parse ``argv``, run, write ``settings["out"]`` as JSON, print the rendered table."""
-    argv = sys.argv[1:] if argv is None else argv
-    if wants_help(argv, name, doc or "", defaults, docs):
-        return 0
-    settings = typed(defaults, split_pairs(argv), f"benchmark {name}")
+    """Run a benchmark with ``settings``, write ``settings["out"]`` as JSON, print the rendered table.
+
+    Args:
+        settings: the benchmark's ``DEFAULTS`` with the given values (``out`` among them).
+        run: ``settings -> record`` (the JSON-ready result).
+        render: ``record -> text`` printed after the run.
+
+    Returns:
+        The exit status, 0.
+    """
     record = run(settings)
     out = write_json(settings["out"], record)
     print(render(record))
     print(f"results: {out}")
     return 0
-
-
-def script_entry(main: Callable[[], int]) -> None:
-    """``python -m yolo_lat.bench.<name>``: argument errors become one line and exit status 2."""
-    try:
-        sys.exit(main())
-    except ValueError as err:  # ArgumentError included
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)

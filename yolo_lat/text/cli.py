@@ -1,23 +1,31 @@
-"""``yolo-lat text train|generate|experts key=value ...``: the command line of the text models.
+"""Handlers of ``yolo-lat text train|generate|experts`` and their argument tables.
 
-Examples:
-    yolo-lat text train                          # small ELA-GPT on the embedded corpus, < 1 min on CPU
-    yolo-lat text train data=book.txt steps=2000 d_model=256 n_layers=6 n_heads=8
-    yolo-lat text train resume=True steps=400    # continue the latest run up to 400 steps
-    yolo-lat text generate prompt="The lamp" max_new_tokens=200 temperature=0.8 top_k=40
-    yolo-lat text experts top=12
+The dispatcher, the help and the examples are :mod:`yolo_lat.cli`; ``train``'s argument table is
+:data:`yolo_lat.text.train.DEFAULTS`.
+
+Example:
+    >>> from yolo_lat.text.cli import main
+    >>> main(["train", "steps=20"])  # doctest: +SKIP
+    0
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from yolo_lat.args import ArgumentError, closest, format_defaults, split_pairs, typed
+import torch
 
-__all__ = ["EXPERTS_DEFAULTS", "GENERATE_DEFAULTS", "main"]
+from yolo_lat.args import ArgumentError
+from yolo_lat.cli import main as cli_main
+
+from .checkpoint import find_latest_checkpoint, load_model
+from .experts import describe_experts, format_experts
+from .train import default_corpus
+from .train import train as train_model
+
+__all__ = ["EXPERTS_DEFAULTS", "GENERATE_DEFAULTS", "experts", "generate", "main", "train"]
 
 GENERATE_DEFAULTS: dict[str, Any] = {
     "model": "",
@@ -50,32 +58,17 @@ EXPERTS_DOCS = {
 }
 
 
-def _wants_help(argv: list[str]) -> bool:
-    return any(a in ("-h", "--help", "help") for a in argv)
-
-
-def _usage(sub: str, summary: str, defaults: dict[str, Any], docs: dict[str, str]) -> str:
-    return f"usage: yolo-lat text {sub} [key=value ...]\n\n{summary}\n\narguments:\n{format_defaults(defaults, docs)}"
-
-
 def _checkpoint(model: str) -> str:
-    from .checkpoint import find_latest_checkpoint
-
     return model or str(find_latest_checkpoint())
 
 
-def _train(argv: list[str]) -> int:
-    from .train import DEFAULTS, DOCS, train
+def train(settings: dict[str, Any]) -> int:
+    """``yolo-lat text train``: train (or resume) an ELA-GPT; prints the losses and the checkpoint paths.
 
-    if _wants_help(argv):
-        print(
-            _usage(
-                "train", "Train (or resume) an ELA-GPT on a text file; checkpoints under project/name.", DEFAULTS, DOCS
-            )
-        )
-        return 0
-    settings = typed(DEFAULTS, split_pairs(argv), "text train")
-    summary = train(settings)
+    Args:
+        settings: :data:`yolo_lat.text.train.DEFAULTS` with the given values.
+    """
+    summary = train_model(settings)
     print(
         f"trained {summary['parameters']:,} parameters to step {summary['step']} in {summary['seconds']:.1f} s: "
         f"train loss {summary['train_loss']:.3f}, val loss {summary['val_loss']:.3f} "
@@ -85,22 +78,12 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
-def _generate(argv: list[str]) -> int:
-    import torch
+def generate(settings: dict[str, Any]) -> int:
+    """``yolo-lat text generate``: continue ``prompt`` with a trained model and print the text.
 
-    from .checkpoint import load_model
-
-    if _wants_help(argv):
-        print(
-            _usage(
-                "generate",
-                "Continue a prompt with a trained model (O(1) per token for ELA).",
-                GENERATE_DEFAULTS,
-                GENERATE_DOCS,
-            )
-        )
-        return 0
-    settings = typed(GENERATE_DEFAULTS, split_pairs(argv), "text generate")
+    Args:
+        settings: :data:`GENERATE_DEFAULTS` with the given values.
+    """
     model, tokenizer, _ = load_model(_checkpoint(settings["model"]), settings["device"])
     prompt = tokenizer.encode(str(settings["prompt"]))
     if not prompt:
@@ -121,24 +104,12 @@ def _generate(argv: list[str]) -> int:
     return 0
 
 
-def _experts(argv: list[str]) -> int:
-    import torch
+def experts(settings: dict[str, Any]) -> int:
+    """``yolo-lat text experts``: list, per expert, the tokens nearest its label vector.
 
-    from .checkpoint import load_model
-    from .experts import describe_experts, format_experts
-    from .train import default_corpus
-
-    if _wants_help(argv):
-        print(
-            _usage(
-                "experts",
-                "List, per expert, the tokens whose embeddings are nearest its label vector.",
-                EXPERTS_DEFAULTS,
-                EXPERTS_DOCS,
-            )
-        )
-        return 0
-    settings = typed(EXPERTS_DEFAULTS, split_pairs(argv), "text experts")
+    Args:
+        settings: :data:`EXPERTS_DEFAULTS` with the given values.
+    """
     path = _checkpoint(settings["model"])
     model, tokenizer, record = load_model(path, settings["device"])
     sample = None
@@ -152,41 +123,11 @@ def _experts(argv: list[str]) -> int:
     return 0
 
 
-SUBMODES: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "train": ("train or resume an ELA-GPT text model", _train),
-    "generate": ("continue a prompt with a trained model", _generate),
-    "experts": ("list the tokens nearest each expert's label vector", _experts),
-}
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``yolo-lat text``; returns the exit status.
-
-    Args:
-        argv: ``[SUBMODE, key=value, ...]``.
-
-    Returns:
-        0 on success; bad arguments raise :class:`~yolo_lat.args.ArgumentError` (exit status 2 in
-        the ``yolo-lat`` command).
+    """``yolo-lat text`` with ``argv`` (the words after ``text``); returns the exit status (:func:`yolo_lat.cli.main`).
 
     Example:
         >>> main(["train", "--help"])  # doctest: +SKIP
+        0
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    listing = "\n".join(f"  {name:<10} {doc}" for name, (doc, _) in SUBMODES.items())
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        examples = __doc__.split("Examples:")[1]
-        print(f"usage: yolo-lat text SUBMODE [key=value ...]\n\nsubmodes:\n{listing}\n\nexamples:{examples}")
-        return 0
-    sub, rest = argv[0], argv[1:]
-    if sub not in SUBMODES:
-        raise ArgumentError(f"unknown text submode '{sub}'.{closest(sub, SUBMODES)} Choose from: {', '.join(SUBMODES)}")
-    return SUBMODES[sub][1](rest)
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (ValueError, FileNotFoundError) as err:  # ArgumentError included
-        print(f"yolo-lat text: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    return cli_main(["text", *(sys.argv[1:] if argv is None else argv)])
