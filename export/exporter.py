@@ -1,7 +1,7 @@
 """``export(model, format=onnx|engine, ela_op=standard|custom, ...)`` for Ultralytics detection models.
 
 ONNX export goes through Ultralytics' own exporter (Detect heads in export mode, dynamic axes,
-onnxslim, the usual metadata), run inside :func:`yolo_lat.ela.onnx.onnx_export_mode` so ELA is
+onnxslim, the usual metadata), run inside ``yolo_lat.settings.override(ela_op=...)`` so ELA is
 written as standard ops or as ``yolo_lat::ELA`` nodes; the custom form then gets its model-local
 function. Every file is produced under a temporary name in the destination folder and renamed when
 complete: an interrupted export never leaves a broken file under the final name.
@@ -19,7 +19,8 @@ from typing import Any
 
 import onnx
 
-from yolo_lat.ela.onnx import ONNX_OPS, onnx_export_mode
+from yolo_lat.settings import CHOICES
+from yolo_lat.settings import override as override_settings
 
 from .onnx_functions import attach_ela_functions, ela_nodes
 from .tensorrt import EngineSettings, build_engine
@@ -69,7 +70,7 @@ def _ultralytics_onnx(model: Any, staging: Path, stem: str, ela_op: str, options
     # machine) for good; an export must not slow down what the caller runs afterwards.
     threads = torch.get_num_threads()
     try:
-        with onnx_export_mode(ela_op), _quiet_ultralytics():
+        with override_settings(ela_op=ela_op), _quiet_ultralytics():
             produced = Model.export(model, format="onnx", **options)
     finally:
         torch.set_num_threads(threads)
@@ -125,8 +126,8 @@ def export(
     fmt = str(format).lower()
     if fmt not in FORMATS:
         raise ValueError(f"format={format!r} is not supported by yolo-lat export; use one of {', '.join(FORMATS)}")
-    if ela_op not in ONNX_OPS:
-        raise ValueError(f"ela_op={ela_op!r}: use one of {', '.join(ONNX_OPS)}")
+    if ela_op not in CHOICES["ela_op"]:
+        raise ValueError(f"ela_op={ela_op!r}: use one of {', '.join(CHOICES['ela_op'])}")
     if int8 and fmt != "engine":
         raise ValueError("int8=True applies to format=engine (TensorRT INT8); ONNX export is fp32 or fp16")
     imgsz = _imgsz(options.get("imgsz", model.model.args.get("imgsz", 640) if hasattr(model.model, "args") else 640))

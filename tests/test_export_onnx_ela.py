@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from yolo_lat import settings
 from yolo_lat.ela import ela_attention, list_kernels
-from yolo_lat.ela.onnx import onnx_export_mode
 from yolo_lat.export import attach_ela_functions, ela_nodes
 
 
@@ -30,7 +30,7 @@ class FeatureMapAttention(torch.nn.Module):
 
 def export(module, x, mode):
     buffer = io.BytesIO()
-    with onnx_export_mode(mode):
+    with settings.override(ela_op=mode):
         torch.onnx.export(
             module,
             (x,),
@@ -108,14 +108,14 @@ def test_custom_form_rejects_mixed_kernels_and_causal():
         def forward(self, q):
             return ela_attention(q, q, q, causal=True)
 
-    with pytest.raises(ValueError, match="bidirectional, unmasked ELA only"), onnx_export_mode("custom"):
+    with pytest.raises(ValueError, match="bidirectional, unmasked ELA only"), settings.override(ela_op="custom"):
         torch.onnx.export(Causal(), (torch.randn(1, 2, 8, 4),), io.BytesIO(), opset_version=17, dynamo=False)
 
 
 def test_export_mode_is_scoped_and_validated():
-    with pytest.raises(ValueError, match="ela_op must be one of standard, custom"), onnx_export_mode("fancy"):
+    with pytest.raises(ValueError, match="ela_op must be one of standard, custom"), settings.override(ela_op="fancy"):
         pass
     q = torch.randn(1, 2, 5, 4)
-    with onnx_export_mode("custom"):  # outside an export, the mode changes nothing
+    with settings.override(ela_op="custom"):  # outside an export, the mode changes nothing
         assert torch.equal(ela_attention(q, q, q), ela_attention(q, q, q))
     assert set(list_kernels()) >= {"hadamard_exp"}

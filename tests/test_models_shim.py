@@ -1,9 +1,11 @@
-"""The registration shim: pinned Ultralytics version, full YAML semantics, loud failure on change."""
+"""The registration shim: the tested Ultralytics range, registration on import, full YAML semantics, loud failure."""
 
 import copy
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,15 +13,41 @@ import ultralytics
 from ultralytics.nn import tasks
 from ultralytics.utils.ops import make_divisible
 
-import yolo_lat  # noqa: F401  (installs the shim)
-from yolo_lat.models import shim
-from yolo_lat.nn import C2PSAELA, YAML_BLOCKS, A2C2fELA, C2fELA, ELAAttention2d, ELABlock, SeparableConv
+from yolo_lat.nn import C2PSAELA, YAML_BLOCKS, A2C2fELA, C2fELA, ELAAttention2d, ELABlock, SeparableConv, shim
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def test_ultralytics_version_is_the_one_the_shim_was_written_for():
+def test_pyproject_allows_the_tested_range_and_ci_tests_the_pinned_release():
     # If this fails, re-read ultralytics.nn.tasks.parse_model, check the AST edits in shim.py still
-    # mean the same thing, then move ULTRALYTICS_VERSION and the pyproject pin together.
-    assert ultralytics.__version__ == shim.ULTRALYTICS_VERSION == "8.4.190"
+    # mean the same thing on the new release, then move TESTED_RANGE and pyproject.toml together.
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'"ultralytics{shim.TESTED_RANGE}"' in pyproject
+    pinned = re.search(r"^ultralytics==(\S+)$", (REPO / "constraints.txt").read_text(), re.M)
+    assert pinned and ultralytics.__version__ == pinned.group(1)
+
+
+def test_import_yolo_lat_has_no_side_effects():
+    probe = (
+        "import sys; n = len(sys.meta_path); import yolo_lat, yolo_lat.ela, yolo_lat.settings; "
+        "assert len(sys.meta_path) == n, 'import hook'; assert 'ultralytics' not in sys.modules, 'ultralytics'; "
+        "import yolo_lat.text; assert 'ultralytics' not in sys.modules, 'text imports ultralytics'; print('clean')"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "clean", result.stderr[-2000:]
+
+
+def test_plain_ultralytics_gets_the_blocks_from_one_import(tmp_path):
+    # the documented line for users of ultralytics.YOLO: `import yolo_lat.nn`
+    script = (
+        "from ultralytics import YOLO; from ultralytics.nn import tasks; "
+        "assert not hasattr(tasks, 'C2fELA'); import yolo_lat.nn; from yolo_lat.cfg import CFG_DIR; "
+        "model = YOLO(str(CFG_DIR / 'yolo-lat-pico.yaml')); print(sum(p.numel() for p in model.model.parameters()))"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) > 100_000
 
 
 def test_shim_is_installed_on_import():
@@ -32,24 +60,26 @@ def test_shim_is_installed_on_import():
 
 
 FIRST_IMPORTS = [
-    "from yolo_lat.nn import C2fELA",  # the layers import Ultralytics, whose import fires the hook
+    "from yolo_lat.nn import C2fELA",
     "import yolo_lat.nn.attention2d",
-    "from yolo_lat.models import YOLOLAT",  # the shim imports the layers, which import Ultralytics
-    "from yolo_lat.models.shim import install",
+    "from yolo_lat.models import YOLOLAT",
+    "from yolo_lat.nn.shim import install",
     "import yolo_lat; import ultralytics",
     "import ultralytics; import yolo_lat",
     "from yolo_lat.export import export",
+    "from yolo_lat.models.trainer import YOLOLATDetectionTrainer",  # what Ultralytics' DDP script imports
+    "import yolo_lat; yolo_lat.YOLOLAT",
 ]
 
 
 @pytest.mark.parametrize("statement", FIRST_IMPORTS)
 def test_any_first_import_registers_the_blocks(statement):
-    # each in a fresh interpreter, as a user's script starts; four of these raised circular-import
-    # errors before the hook learnt to wait for a YOLO-LAT module that is still importing
-    check = (
-        "from ultralytics.nn import tasks; from yolo_lat.models import shim; from yolo_lat.nn import C2fELA; "
-        "assert shim.is_installed() and tasks.C2fELA is C2fELA; "
+    # each in a fresh interpreter, as a user's script starts: every import order ends with the blocks
+    # registered and no circular-import error
+    check = (  # builds first: registration must not wait for a later import of yolo_lat.nn
         "from yolo_lat.models import YOLOLAT; model = YOLOLAT('yolo-lat-pico.yaml').model; "
+        "from ultralytics.nn import tasks; from yolo_lat.nn import shim; from yolo_lat.nn import C2fELA; "
+        "assert shim.is_installed() and tasks.C2fELA is C2fELA; "
         "print(sum(p.numel() for p in model.parameters()))"
     )
     env = {**os.environ, "YOLO_OFFLINE": "1"}

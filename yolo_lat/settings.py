@@ -50,7 +50,11 @@ __all__ = ["CHOICES", "Settings", "configure", "get", "override"]
 
 #: Allowed values of the settings that are not booleans.
 CHOICES: dict[str, tuple[str, ...]] = {"kernels": ("auto", "torch", "triton"), "ela_op": ("standard", "custom")}
-_ENVIRONMENT = {"kernels": "YOLO_LAT_KERNELS", "direct_launch": "YOLO_LAT_DIRECT_LAUNCH", "interpreter": "TRITON_INTERPRET"}
+_ENVIRONMENT = {
+    "kernels": "YOLO_LAT_KERNELS",
+    "direct_launch": "YOLO_LAT_DIRECT_LAUNCH",
+    "interpreter": "TRITON_INTERPRET",
+}
 #: The module whose import fixes ``interpreter`` (Triton picks the interpreter when a kernel is defined).
 _KERNEL_MODULE = "yolo_lat.cuda_ops"
 

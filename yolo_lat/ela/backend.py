@@ -1,42 +1,26 @@
 """Choice between the plain PyTorch implementation and the fused GPU kernels of ``cuda_ops``.
 
-``YOLO_LAT_KERNELS`` selects: ``auto`` (default: fused kernels for CUDA tensors when they load),
-``torch`` (always plain PyTorch, e.g. for export or debugging) or ``triton`` (fused kernels
-required on CUDA; an error if they cannot load). The GPU package is imported lazily, so a missing
-Triton or GPU never breaks ``import yolo_lat``.
+The ``kernels`` setting (:mod:`yolo_lat.settings`; default from ``YOLO_LAT_KERNELS``) selects:
+``auto`` (fused kernels for CUDA tensors when they load), ``torch`` (always plain PyTorch) or
+``triton`` (fused kernels required on CUDA; an error if they cannot load). The GPU package is
+imported on first use, so a missing Triton or GPU never breaks ``import yolo_lat.ela``.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 
 import torch
 from torch import Tensor
 
+from yolo_lat import settings
+
 from .kernels import Kernel
 
-__all__ = ["dispatch", "dispatch_step", "selected_backend"]
+__all__ = ["dispatch", "dispatch_step"]
 
-_CHOICES = ("auto", "torch", "triton")
-
-
-#: Validated values of ``YOLO_LAT_KERNELS`` by raw string, and the loaded entry points by name:
-#: a decode step's budget has no room for re-parsing the variable or re-importing the package.
-_NORMALIZED: dict[str, str] = {}
+#: The loaded entry points of ``yolo_lat.cuda_ops`` by name (a decode step has no time to re-import).
 _LOADED: dict[str, object] = {}
-
-
-def selected_backend() -> str:
-    """The value of ``YOLO_LAT_KERNELS`` (``auto`` when unset), validated."""
-    raw = os.environ.get("YOLO_LAT_KERNELS", "auto")
-    choice = _NORMALIZED.get(raw)
-    if choice is None:
-        choice = raw.strip().lower() or "auto"
-        if choice not in _CHOICES:
-            raise ValueError(f"YOLO_LAT_KERNELS must be one of {', '.join(_CHOICES)}; got {choice!r}")
-        _NORMALIZED[raw] = choice
-    return choice
 
 
 def _on_gpu(q: Tensor) -> bool:
@@ -49,16 +33,17 @@ def _fused(q: Tensor, name: str):
     """``(function, strict)`` from ``yolo_lat.cuda_ops`` when the fused path applies, else ``None``."""
     if not _on_gpu(q) or torch.onnx.is_in_onnx_export():
         return None
-    choice = selected_backend()
+    choice = settings.get().kernels
     if choice == "torch":
         return None
     function = _LOADED.get(name)
     if function is None:
-        try:
+        try:  # by name: Triton (which yolo_lat.cuda_ops needs) is optional
             function = _LOADED[name] = getattr(importlib.import_module("yolo_lat.cuda_ops"), name)
         except (ImportError, AttributeError) as err:
             if choice == "triton":
-                raise RuntimeError(f"YOLO_LAT_KERNELS=triton but the fused kernels cannot load: {err}") from err
+                message = f"kernels='triton' (YOLO_LAT_KERNELS=triton) but the fused kernels cannot load: {err}"
+                raise RuntimeError(message) from err
             return None
     return function, choice == "triton"
 

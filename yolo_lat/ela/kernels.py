@@ -13,7 +13,7 @@ Two kinds of feature map exist:
 
 * *log-domain* kernels return ``log phi`` and ``log psi``; the features are their exponentials.
   Hadamard Exp is one (``phi(a) = exp(a)``). Working in log space lets the attention shift every
-  feature by a constant before exponentiating, so ``exp`` never overflows (ELA.md, section 3).
+  feature by a constant before exponentiating, so ``exp`` never overflows (see docs/ela.md).
 * *linear-domain* kernels return the features themselves (the squared-Euclidean kernels and the
   modulated dot product); the attention rescales them by shared positive constants for the same
   reason.

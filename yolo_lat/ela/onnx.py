@@ -1,54 +1,37 @@
 """How ELA appears in an exported ONNX graph: standard ops (default) or one custom ``yolo_lat::ELA`` node.
 
-``ela_attention`` consults :func:`custom_node_active` while ``torch.onnx.export`` traces it. Inside
-``with onnx_export_mode("custom"):`` every bidirectional ELA call is emitted as a single node
-``ELA`` in domain ``yolo_lat`` with attributes ``kernel`` (str), ``heads`` (int), ``scale`` (float),
-``causal`` (int, always 0), plus ``plugin_namespace="yolo_lat"`` and ``plugin_version="1"``, which
-TensorRT's ONNX parser uses to find the ``yolo_lat::ELA`` plugin. Inputs ``q, k`` are
-``(B, H, L, D)`` and ``v`` is ``(B, H, L, Dv)``; the output is ``(B, H, Lq, Dv)``, all in the model's
-float type. :mod:`yolo_lat.export.onnx_functions` then adds the same computation as a model-local
+``ela_attention`` consults :func:`custom_node_active` while ``torch.onnx.export`` traces it. With
+the setting ``ela_op="custom"`` (``with yolo_lat.settings.override(ela_op="custom"):``) every
+bidirectional ELA call is emitted as a single node ``ELA`` in domain ``yolo_lat`` with attributes
+``kernel`` (str), ``heads`` (int), ``scale`` (float), ``causal`` (int, always 0), plus
+``plugin_namespace="yolo_lat"`` and ``plugin_version="1"``, which TensorRT's ONNX parser uses to
+find the ``yolo_lat::ELA`` plugin. Inputs ``q, k`` are ``(B, H, L, D)`` and ``v`` is
+``(B, H, L, Dv)``; the output is ``(B, H, Lq, Dv)``, all in the model's float type.
+:mod:`yolo_lat.export.onnx_functions` then adds the same computation as a model-local
 ONNX function so that runtimes without the plugin still run the graph.
-
-The mode is a context variable scoped to one export call, not a global switch on the layers.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
 
 import torch
 from torch import Tensor
 
+from yolo_lat import settings
+
+from . import forms
+from .kernels import get_kernel
+
 ONNX_DOMAIN = "yolo_lat"
 ONNX_OP = "ELA"
-ONNX_OPS = ("standard", "custom")
-_MODE: ContextVar[str] = ContextVar("yolo_lat_ela_onnx_op", default="standard")
 
-__all__ = ["ONNX_DOMAIN", "ONNX_OP", "ONNX_OPS", "custom_node_active", "emit_custom_node", "onnx_export_mode"]
-
-
-@contextlib.contextmanager
-def onnx_export_mode(op: str) -> Iterator[None]:
-    """Choose how ELA is written by ``torch.onnx.export`` inside the block: ``standard`` or ``custom``.
-
-    Example:
-        >>> with onnx_export_mode("custom"):
-        ...     pass  # torch.onnx.export(...) here writes yolo_lat::ELA nodes
-    """
-    if op not in ONNX_OPS:
-        raise ValueError(f"ela_op must be one of {', '.join(ONNX_OPS)}; got {op!r}")
-    token = _MODE.set(op)
-    try:
-        yield
-    finally:
-        _MODE.reset(token)
+__all__ = ["ONNX_DOMAIN", "ONNX_OP", "custom_node_active", "emit_custom_node"]
 
 
 def custom_node_active() -> bool:
-    """True while an ONNX export traces the model inside ``onnx_export_mode("custom")``."""
-    return _MODE.get() == "custom" and torch.onnx.is_in_onnx_export()
+    """True while ``torch.onnx.export`` traces with the setting ``ela_op="custom"``."""
+    return settings.get().ela_op == "custom" and torch.onnx.is_in_onnx_export()
 
 
 class _ELANode(torch.autograd.Function):
@@ -56,13 +39,7 @@ class _ELANode(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, kernel: str, heads: int, scale: float) -> Tensor:
-        from .attention import ela_attention
-
-        token = _MODE.set("standard")  # compute the traced value with the plain path
-        try:
-            return ela_attention(q, k, v, kernel=kernel, scale=scale)
-        finally:
-            _MODE.reset(token)
+        return forms.bidirectional(q, k, v, get_kernel(kernel), None, scale)[0]
 
     @staticmethod
     def symbolic(g, q, k, v, kernel: str, heads: int, scale: float):

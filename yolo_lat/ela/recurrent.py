@@ -2,7 +2,7 @@
 
 The state after ``t`` tokens is ``S = sum_j psi(k_j) v_j^T`` (F x Dv) and ``C = sum_j psi(k_j)`` (F),
 both held in fp32 (or fp64) and scaled by ``exp(-shift)`` per feature, where ``shift`` is the
-running largest key log-magnitude (ELA.md, section 3). Its size does not grow with context length,
+running largest key log-magnitude (see docs/ela.md). Its size does not grow with context length,
 unlike a KV cache.
 
 Example:

@@ -1,4 +1,4 @@
-"""Shift-and-rescale helpers that keep ELA's feature maps finite (ELA.md, section 3).
+"""Shift-and-rescale helpers that keep ELA's feature maps finite (see docs/ela.md).
 
 Attention is a ratio, so scaling every key feature ``f`` by one positive constant ``exp(-m_f)``
 shared by all keys a query sees, and every query by any positive constant of its own, leaves the

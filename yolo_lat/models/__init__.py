@@ -1,7 +1,7 @@
-"""Ultralytics integration: the ``YOLOLAT`` model class, name resolution and the registration shim.
+"""Ultralytics integration: the ``YOLOLAT`` model class, its trainer and model-YAML name resolution.
 
-Importing this package (``import yolo_lat`` does) registers the YOLO-LAT blocks with Ultralytics'
-YAML parser and with ``torch.load(weights_only=True)``; see :mod:`yolo_lat.models.shim`.
+Importing it imports :mod:`yolo_lat.nn`, which registers the YOLO-LAT blocks with Ultralytics'
+YAML parser and with ``torch.load(weights_only=True)`` (:mod:`yolo_lat.nn.shim`).
 
 Example:
     >>> from yolo_lat.models import YOLOLAT
@@ -9,12 +9,8 @@ Example:
     [16.0]
 """
 
-from . import shim
+from .config import resolve_model_yaml
+from .trainer import YOLOLATDetectionTrainer
+from .yololat import YOLOLAT
 
-shim.install()
-
-from .config import resolve_model_yaml  # noqa: E402  (after the shim: it imports ultralytics.nn.tasks)
-from .trainer import YOLOLATDetectionTrainer  # noqa: E402
-from .yololat import YOLOLAT  # noqa: E402
-
-__all__ = ["YOLOLAT", "YOLOLATDetectionTrainer", "resolve_model_yaml", "shim"]
+__all__ = ["YOLOLAT", "YOLOLATDetectionTrainer", "resolve_model_yaml"]

@@ -2,7 +2,7 @@
 
 Ultralytics' trainer rebuilds the model from ``args.model`` (a name such as ``yolo-lat-n.yaml``)
 in the main process and, for multi-GPU runs, in every DDP worker, which unpickles this class by
-module path; importing this module imports :mod:`yolo_lat` and therefore registers the blocks.
+module path; importing this module imports :mod:`yolo_lat.nn`, which registers the blocks.
 
 It also makes every checkpoint write atomic (a run killed at any moment never leaves a
 half-written ``last.pt``/``best.pt``/``epochN.pt`` under its final name, so ``resume=True`` always
@@ -22,6 +22,8 @@ from torch import nn
 from ultralytics.engine import trainer as ultralytics_trainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import DetectionModel
+
+import yolo_lat.nn  # noqa: F401  (importing it registers the YOLO-LAT blocks with Ultralytics)
 
 from .config import resolve_model_yaml
 from .offline import offline_training_checks

@@ -10,6 +10,7 @@ from ultralytics.engine.exporter import export_formats
 from ultralytics.nn.tasks import guess_model_task
 from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
+import yolo_lat.nn  # noqa: F401  (importing it registers the YOLO-LAT blocks with Ultralytics)
 from yolo_lat.args import closest
 
 from .config import resolve_model_yaml

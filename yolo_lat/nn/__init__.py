@@ -1,5 +1,11 @@
 """Torch modules built on the ELA core: 2-D feature-map attention and the YOLO-LAT blocks.
 
+Importing this package registers the blocks with Ultralytics' model-YAML parser
+(:mod:`yolo_lat.nn.shim`). A user of plain ``ultralytics.YOLO`` needs this one line before
+building a YOLO-LAT model from its YAML::
+
+    import yolo_lat.nn  # registers the YOLO-LAT blocks with Ultralytics
+
 Example:
     >>> import torch
     >>> from yolo_lat.nn import C2fELA
@@ -7,16 +13,10 @@ Example:
     torch.Size([1, 64, 80, 80])
 """
 
-from yolo_lat._lazy_ultralytics import install_when_imported
-
+from . import shim
 from .attention2d import ELAAttention2d
-from .blocks import C2PSAELA, A2C2fELA, C2fELA, ELABlock, SeparableConv
+from .blocks import C2PSAELA, YAML_BLOCKS, A2C2fELA, C2fELA, ELABlock, SeparableConv
 
-#: The blocks a model YAML can name (registered with Ultralytics' parser by :mod:`yolo_lat.models`).
-YAML_BLOCKS = (A2C2fELA, C2PSAELA, C2fELA, SeparableConv)
+__all__ = ["C2PSAELA", "YAML_BLOCKS", "A2C2fELA", "C2fELA", "ELAAttention2d", "ELABlock", "SeparableConv", "shim"]
 
-__all__ = ["C2PSAELA", "YAML_BLOCKS", "A2C2fELA", "C2fELA", "ELAAttention2d", "ELABlock", "SeparableConv"]
-
-# The layers above imported Ultralytics; if that import fired the registration hook, the hook found
-# the blocks missing and waited for them (yolo_lat/_lazy_ultralytics.py). Register them now.
-install_when_imported()
+shim.install()

@@ -23,7 +23,7 @@ class ELAAttention2d(nn.Module):
     ``qkv`` produces, per head, ``key_dim`` query channels, ``key_dim`` key channels and
     ``head_dim`` value channels (the channel layout of Ultralytics' ``AAttn`` and ``Attention``, so
     their weights load into this layer unchanged). Queries and keys are multiplied by the
-    temperature ``scale`` (default ``key_dim ** -0.5``, ELA.md section 3) inside the kernel's
+    temperature ``scale`` (default ``key_dim ** -0.5``, see docs/ela.md) inside the kernel's
     feature maps; a depthwise ``pe_kernel x pe_kernel`` convolution of the values is added to the
     attention output as a positional term; ``proj`` mixes the heads.
 

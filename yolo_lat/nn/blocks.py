@@ -314,3 +314,7 @@ class SeparableConv(nn.Module):
             ``(B, c2, H / s, W / s)``.
         """
         return self.pw(self.dw(x))
+
+
+#: The blocks a model YAML can name (registered with Ultralytics' parser by :mod:`yolo_lat.nn.shim`).
+YAML_BLOCKS = (A2C2fELA, C2PSAELA, C2fELA, SeparableConv)

@@ -14,8 +14,9 @@ from .attention import CausalSelfAttention, FixedKVCache, KVCache
 from .config import ELAGPTConfig
 from .generate import generate, generate_by_recompute, pick_next_token
 from .lobe import MemoryLobe
-from .model import ELAGPT, DecodeState, ELAGPTBlock, LayerState
+from .model import ELAGPT, ELAGPTBlock
 from .moe import LabelRoutedMoE
+from .state import DecodeState, LayerState
 from .static import StaticDecoder
 from .tokenizer import ByteTokenizer, load_tokenizer
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from . import static
+
 __all__ = ["generate", "generate_by_recompute", "pick_next_token"]
 
 
@@ -92,10 +94,9 @@ def generate(
         token = pick_next_token(logits[:, -1], temperature, top_k, generator)
         out = [ids, token[:, None]]
         if (compile or cuda_graph) and max_new_tokens > 1:
-            from .static import StaticDecoder
-
             max_length = ids.shape[1] + max_new_tokens  # (a softmax model's KV cache is preallocated to it)
-            step = StaticDecoder(model, state, compile=compile, cuda_graph=cuda_graph, max_length=max_length).step
+            decoder = static.StaticDecoder(model, state, compile=compile, cuda_graph=cuda_graph, max_length=max_length)
+            step = decoder.step
         else:
 
             def step(token: Tensor) -> Tensor:

@@ -1,6 +1,6 @@
 """ELA-GPT: a decoder-only language model on Exact Linear Attention.
 
-Layers (ELA.md, section 4):
+Layers (see docs/text.md):
 
 * Hyper-Link (``hyperlink=True``): ``x_{k+1} = x_k + ffn_k(attn_k(norm(x_k))) [+ lobe_k(dx_k)]``;
   the attention output feeds the FFN/MoE and only the FFN's output enters the stream.
@@ -15,51 +15,19 @@ or a :class:`~yolo_lat.text.attention.KVCache` for the softmax baseline) and the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from yolo_lat.ela import ELAState
-
-from .attention import CausalSelfAttention, KVCache
+from .attention import CausalSelfAttention
 from .config import ELAGPTConfig
+from .generate import generate
 from .layers import RMSNorm, SwiGLU, rope_angles
 from .lobe import MemoryLobe
 from .moe import LabelRoutedMoE
+from .state import DecodeState, LayerState
 
-__all__ = ["ELAGPT", "DecodeState", "ELAGPTBlock", "LayerState"]
-
-
-@dataclass
-class LayerState:
-    """Decode state of one layer: attention (ELA state or KV cache) and the lobe's ELA state."""
-
-    attention: ELAState | KVCache | None = None
-    lobe: ELAState | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the state tensors (filled part of a KV cache)."""
-        return sum(part.nbytes for part in (self.attention, self.lobe) if part is not None)
-
-
-@dataclass
-class DecodeState:
-    """Everything a model needs to continue a batch of sequences: per-layer states and the position.
-
-    Attributes:
-        layers: one :class:`LayerState` per layer.
-        position: number of tokens consumed (the RoPE offset of the next token).
-    """
-
-    layers: list[LayerState] = field(default_factory=list)
-    position: int = 0
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of all layer states; constant in context length for ELA, linear for a KV cache."""
-        return sum(layer.nbytes for layer in self.layers)
+__all__ = ["ELAGPT", "ELAGPTBlock"]
 
 
 class ELAGPTBlock(nn.Module):
@@ -271,8 +239,6 @@ class ELAGPT(nn.Module):
         cuda_graph: bool = False,
     ) -> Tensor:
         """Continue ``ids``; see :func:`yolo_lat.text.generate.generate`."""
-        from .generate import generate
-
         return generate(
             self,
             ids,

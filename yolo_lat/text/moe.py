@@ -16,17 +16,15 @@ does use batch statistics, but it only enters the training loss, never an output
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from yolo_lat import settings
+
 from .layers import SwiGLU
 
-__all__ = ["LabelRoutedMoE", "fixed_shapes"]
+__all__ = ["LabelRoutedMoE"]
 
 
 class LabelRoutedMoE(nn.Module):
@@ -128,26 +126,11 @@ class LabelRoutedMoE(nn.Module):
         return out
 
 
-_MODE = threading.local()
-
-
-@contextmanager
-def fixed_shapes() -> Iterator[None]:
-    """Inside this block every MoE mixes with fixed shapes (``_mix_dense``): what a step that
-    will be captured into a CUDA graph runs, already in its warm-up (``StaticDecoder``)."""
-    previous = getattr(_MODE, "fixed", False)
-    _MODE.fixed = True
-    try:
-        yield
-    finally:
-        _MODE.fixed = previous
-
-
 def _fixed_shapes_only(tokens: Tensor) -> bool:
-    """Whether the caller is being compiled, captured into a CUDA graph or inside
-    :func:`fixed_shapes` (see ``_mix_dense``)."""
+    """Whether the caller is being compiled, captured into a CUDA graph or runs with the
+    ``fixed_shapes`` setting (see ``_mix_dense``)."""
     if torch.compiler.is_compiling():
         return True
-    if getattr(_MODE, "fixed", False):
+    if settings.get().fixed_shapes:
         return True
     return tokens.is_cuda and torch.cuda.is_current_stream_capturing()

@@ -2,7 +2,7 @@
 
 ELA's decode state has the same size after every token, so a decode step can keep it in buffers
 allocated once and update them in place, with the position held in a tensor, and mix a MoE's
-experts with fixed shapes (:func:`~yolo_lat.text.moe.fixed_shapes`: every expert on every token,
+experts with fixed shapes (the ``fixed_shapes`` setting of :mod:`yolo_lat.settings`: every expert on every token,
 weighted by its routing score or 0, instead of gathering each expert's tokens with ``nonzero``).
 The step then has fixed shapes, fixed addresses and no host synchronisation, which is what
 ``torch.compile`` (``fullgraph=True``: one graph, kernels fused across the whole model) and CUDA
@@ -30,13 +30,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from yolo_lat import settings
 from yolo_lat.ela import ELAState
 
 from .attention import FixedKVCache, KVCache
-from .model import ELAGPT, DecodeState, LayerState
-from .moe import fixed_shapes
+from .state import DecodeState, LayerState
 
 __all__ = ["StaticDecoder"]
 
@@ -74,7 +74,7 @@ class StaticDecoder:
 
     def __init__(
         self,
-        model: ELAGPT,
+        model: nn.Module,
         state: DecodeState,
         *,
         compile: bool | str | Callable = False,
@@ -140,7 +140,7 @@ class StaticDecoder:
             self._graph.replay()
             logits = self._logits.clone()
         else:
-            with fixed_shapes():
+            with settings.override(fixed_shapes=True):
                 logits = self._run(self._token)
         self.steps += 1
         return logits
@@ -190,14 +190,15 @@ class StaticDecoder:
         side.wait_stream(torch.cuda.current_stream(device))
         # a KV cache takes at most what is left of it (a write past its end would fault on the GPU)
         warmup = WARMUP_STEPS if not self._softmax else min(WARMUP_STEPS, self.max_length - self._start)
-        with torch.no_grad(), fixed_shapes(), torch.cuda.stream(side):
+        with torch.no_grad(), settings.override(fixed_shapes=True), torch.cuda.stream(side):
             for _ in range(warmup):
                 self._run(self._token)
         torch.cuda.current_stream(device).wait_stream(side)
         for buffer, value in zip((*self._buffers, self._position), saved):
             buffer.copy_(value)
         graph = torch.cuda.CUDAGraph()
-        with torch.no_grad(), fixed_shapes(), torch.cuda.graph(graph):  # records only: buffers stay as they are
+        # capture records only: the buffers stay as they are
+        with torch.no_grad(), settings.override(fixed_shapes=True), torch.cuda.graph(graph):
             self._logits = self._run(self._token)
         self._graph = graph
 

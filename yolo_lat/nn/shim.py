@@ -4,7 +4,8 @@
 channel scaling (``c1`` prepended, ``c2`` scaled by width and capped by ``max_channels``) and
 repeat handling (``n`` scaled by depth and passed as the third argument) only to classes listed in
 two sets built *inside* the function; YOLO12's ``A2C2f`` also gets extra arguments at scales l/x,
-keyed on class identity. None of that is reachable from outside, so at import this module
+keyed on class identity. None of that is reachable from outside, so :func:`install` (which
+``import yolo_lat.nn`` runs)
 
 1. adds the YOLO-LAT blocks to the globals of ``ultralytics.nn.tasks``;
 2. re-compiles ``parse_model`` from the installed package's own source with an ``ast`` edit that
@@ -15,9 +16,11 @@ keyed on class identity. None of that is reachable from outside, so at import th
 4. registers the blocks for ``torch.load(weights_only=True)``, which Ultralytics uses under
    ``ULTRALYTICS_SAFE_LOAD=1``.
 
-Nothing of Ultralytics' source is stored in this repository and no installed file is edited. If
-the parser's shape changes, :class:`ShimError` says so at import, instead of a model silently
-built with wrong channels. Tests pin the Ultralytics version this was written against.
+Nothing of Ultralytics' source is stored in this repository and no installed file is edited. Any
+Ultralytics release whose parser has the shape these edits expect works; if the shape changes,
+:class:`ShimError` says so at import, naming the installed version and the tested range, instead of
+a model silently built with wrong channels. ``TESTED_RANGE`` is the range ``pyproject.toml``
+allows: the releases this was run against.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ import textwrap
 
 import torch
 
-from yolo_lat.nn import YAML_BLOCKS, A2C2fELA, ELAAttention2d, ELABlock
+from .attention2d import ELAAttention2d
+from .blocks import YAML_BLOCKS, A2C2fELA, ELABlock
 
-__all__ = ["ULTRALYTICS_VERSION", "ShimError", "install", "is_installed"]
+__all__ = ["TESTED_RANGE", "ShimError", "install", "is_installed"]
 
-#: The Ultralytics release the AST edit was written against (pyproject pins it).
-ULTRALYTICS_VERSION = "8.4.190"
+#: The Ultralytics releases the edits were run against (``pyproject.toml`` allows this range; CI
+#: tests the release that ``constraints.txt`` pins).
+TESTED_RANGE = ">=8.4.0,<8.5"
 #: Blocks whose third argument is the (depth-scaled) repeat count.
 REPEAT_BLOCKS = tuple(block for block in YAML_BLOCKS if block.__name__ != "SeparableConv")
 _MARK = "__yolo_lat_shim__"
@@ -47,8 +52,7 @@ def is_installed() -> bool:
     """Whether ``ultralytics.nn.tasks.parse_model`` is the shimmed version.
 
     Example:
-        >>> import yolo_lat
-        >>> from yolo_lat.models.shim import is_installed
+        >>> from yolo_lat.nn.shim import is_installed  # importing yolo_lat.nn installs the shim
         >>> is_installed()
         True
     """
@@ -58,14 +62,14 @@ def is_installed() -> bool:
 
 
 def install() -> None:
-    """Register the YOLO-LAT blocks with Ultralytics (idempotent; runs on ``import yolo_lat``).
+    """Register the YOLO-LAT blocks with Ultralytics (idempotent; runs on ``import yolo_lat.nn``).
 
     Raises:
         ShimError: ``parse_model``'s source is unavailable or not shaped as expected, or a block
             name is already taken by another object in ``ultralytics.nn.tasks``.
 
     Example:
-        >>> from yolo_lat.models.shim import install
+        >>> from yolo_lat.nn.shim import install
         >>> install()  # safe to call again
     """
     from ultralytics.nn import tasks
@@ -163,5 +167,5 @@ class _ParseModelEditor(ast.NodeTransformer):
 
             raise ShimError(
                 f"ultralytics {ultralytics.__version__}: parse_model no longer has the expected shape "
-                f"(edit -> times found: {wrong}); yolo-lat supports ultralytics=={ULTRALYTICS_VERSION}"
+                f"(edit -> times found: {wrong}); yolo-lat was tested with ultralytics{TESTED_RANGE}"
             )
