@@ -1,25 +1,27 @@
 """Dataset validation before training or validation: every problem names the file (and line) and says what is wrong.
 
-``validate_dataset(data_yaml)`` reads a YOLO data YAML the way Ultralytics 8.4 does (same root and split path
-resolution, same image suffixes, same ``images`` -> ``labels`` mapping) without downloading anything, then checks
-every image and label file of the requested splits. It never raises for a problem in the dataset; it returns a
-:class:`DatasetReport`, whose ``raise_if_errors()`` turns fatal problems into one :class:`DatasetError`.
+``validate_dataset(data_yaml)`` reads a YOLO data YAML with the keys, types and root and split path resolution of
+Ultralytics 8.4's ``check_det_dataset`` (which it does not call: that stops at the first problem and looks up a
+font online), without downloading anything. Then every image and label file of the requested splits, and only
+those, goes through Ultralytics' own verification (:mod:`yolo_lat.datasets.verify`): what it would drop is
+reported by file and line instead of being dropped quietly. It never raises for a problem in the dataset; it
+returns a :class:`DatasetReport`, whose ``raise_if_errors()`` turns fatal problems into one :class:`DatasetError`.
 
 Severity, and why:
 
 - **error** (fatal: ``yolo-lat train``/``val`` refuse to start):
   the YAML is missing, unreadable or not a mapping; a required key is missing (``train``, ``val``, and ``names``
-  or ``nc``); ``names`` and ``nc`` disagree; the dataset root or a split path does not exist (the message lists
-  the expected layout and, when the YAML has a ``download:`` recipe, how to run it); a split has no images, or no
-  label file at all; a label row is malformed (not numbers, wrong column count), has a class id that is not an
-  integer in ``0..nc-1``, or a box that is not normalised (a value outside 0-1 by more than Ultralytics' 0.01
-  tolerance, e.g. pixel coordinates) or has a negative size. Ultralytics silently drops every image whose
-  label file has such a row, so training would go on quietly with the wrong data.
+  or ``nc``) or has the wrong type; ``names`` and ``nc`` disagree; the dataset root or a split path does not
+  exist (the message lists the expected layout and, when the YAML has a ``download:`` recipe, how to run it); a
+  split has no images, or no label file at all; a label file Ultralytics rejects: a malformed row (not numbers,
+  wrong column count), a class id that is not an integer in ``0..nc-1``, a box that is not normalised (a value
+  outside 0-1 by more than Ultralytics' 0.01 tolerance, e.g. pixel coordinates) or has a negative size, or any
+  other reason ``verify_image_label`` gives. Ultralytics silently drops every image whose label file has such a
+  problem, so training would go on quietly with the wrong data.
 - **warning** (the run goes on): a corrupt, truncated or unreadable image, or one under 10 pixels (Ultralytics
-  skips it, with a message that can be misleading, e.g. "No module named 'pi_heif'" for a file that is not an
-  image; we name it, say why and count it); a JPEG that decodes but lacks its end marker (Ultralytics rewrites
-  the file in place); a zero-size box; a box reaching outside the image (Ultralytics clips it); duplicate label
-  rows (Ultralytics drops the copies).
+  skips it; we name it, say why and count it); a JPEG that decodes but lacks its end marker (Ultralytics
+  rewrites the file in place); a zero-size box; a box reaching outside the image (Ultralytics clips it);
+  duplicate label rows (Ultralytics drops the copies).
 - **note**: an empty label file, or an image without a label file: a background image with no objects.
 
 Example:
@@ -31,8 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +41,26 @@ from typing import Any
 import yaml
 
 from yolo_lat.datasets import DATASETS_DIR
-from yolo_lat.datasets.coco_json import label_file_for
+from yolo_lat.datasets.layout import expected_layout, label_file_for, split_image_files, split_sources
+from yolo_lat.datasets.verify import check_pair
+
+__all__ = [  # split_image_files and split_sources are imported from here by other modules
+    "DatasetError",
+    "DatasetReport",
+    "Issue",
+    "SplitReport",
+    "dataset_root",
+    "load_data_yaml",
+    "normalise_names",
+    "resolve_data_yaml",
+    "split_image_files",
+    "split_sources",
+    "ultralytics_datasets_dir",
+    "validate_dataset",
+]
 
 SEVERITIES = ("error", "warning", "note")
 REQUIRED_KEYS = ("train", "val", "names")
-_TOLERANCE = 0.01  # Ultralytics accepts normalised coordinates up to 1.01 and down to -0.01
-_MIN_IMAGE_SIDE = 10  # Ultralytics' check_image rejects smaller images
 
 
 class DatasetError(ValueError):
@@ -205,7 +219,10 @@ class DatasetReport:
 
 
 def resolve_data_yaml(data: str | Path) -> Path:
-    """Find a dataset YAML: an existing file, a folder holding ``data.yaml``, or a built-in name (``coco``).
+    """Find a dataset YAML: an existing file, a folder holding ``data.yaml``, or a built-in name.
+
+    A bare name is looked up among yolo-lat's YAMLs (``coco``) first, then among Ultralytics' own (``coco8``)
+    with its ``check_file``, which searches the installed package and downloads nothing when told not to.
 
     Args:
         data: Path or built-in name (with or without ``.yaml``).
@@ -233,6 +250,14 @@ def resolve_data_yaml(data: str | Path) -> Path:
         tried.append(candidate)
         if candidate.is_file():
             return candidate
+    if len(path.parts) == 1:
+        from ultralytics.utils.checks import check_file  # deferred: Ultralytics is heavy
+
+        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        found = check_file(name, download=False, hard=False)
+        if found and Path(found).parent.name == "datasets":  # not its model or tracker YAMLs
+            return Path(found)
+        tried.append(f"Ultralytics' dataset YAMLs ({name})")
     builtins = ", ".join(sorted(p.name for p in DATASETS_DIR.glob("*.yaml")))
     raise DatasetError(
         f"dataset YAML '{data}' not found (tried {', '.join(str(t) for t in tried)}); built-in YAMLs: {builtins}"
@@ -241,13 +266,13 @@ def resolve_data_yaml(data: str | Path) -> Path:
 
 def ultralytics_datasets_dir() -> Path:
     """Ultralytics' ``datasets_dir`` setting, where relative dataset roots are looked up and downloads go."""
-    from ultralytics.utils import DATASETS_DIR as ULTRALYTICS_DATASETS_DIR
+    from ultralytics.utils import DATASETS_DIR as ULTRALYTICS_DATASETS_DIR  # deferred: Ultralytics is heavy
 
     return Path(ULTRALYTICS_DATASETS_DIR)
 
 
 def dataset_root(data: dict[str, Any], yaml_file: Path) -> Path:
-    """The dataset root as Ultralytics resolves it.
+    """The dataset root as Ultralytics' ``check_det_dataset`` resolves it.
 
     ``path`` (or the YAML's folder when ``path`` is absent); a relative ``path`` that does not exist from the
     current directory is taken inside Ultralytics' ``datasets_dir``.
@@ -267,98 +292,6 @@ def dataset_root(data: dict[str, Any], yaml_file: Path) -> Path:
     if not root.exists() and not root.is_absolute():
         root = (ultralytics_datasets_dir() / root).resolve()
     return root
-
-
-def split_sources(root: Path, value: str | list[str]) -> list[Path]:
-    """Resolve a split entry (a folder, a ``.txt`` list of images, or a list of those) against the root.
-
-    Args:
-        root: Dataset root.
-        value: The YAML value of ``train``/``val``/``test``.
-
-    Returns:
-        Absolute paths, in YAML order.
-
-    Example:
-        >>> split_sources(Path("/data/coco"), "val2017.txt")
-        [PosixPath('/data/coco/val2017.txt')]
-    """
-    if isinstance(value, (list, tuple)):
-        return [(root / str(v)).resolve() for v in value]
-    path = (root / str(value)).resolve()
-    if not path.exists() and str(value).startswith("../"):  # Ultralytics' fallback for "../images/x"
-        path = (root / str(value)[3:]).resolve()
-    return [path]
-
-
-def _image_suffixes() -> set[str]:
-    from ultralytics.data.utils import IMG_FORMATS
-
-    return {s.lower() for s in IMG_FORMATS}
-
-
-def split_image_files(root: Path, value: str | list[str]) -> list[Path]:
-    """Image files of a split, sorted, as Ultralytics lists them.
-
-    A folder is searched recursively; a ``.txt`` file lists one image per line (``./x`` is relative to the text
-    file's folder). Only known image suffixes count.
-
-    Args:
-        root: Dataset root.
-        value: The YAML value of the split.
-
-    Returns:
-        Sorted image paths.
-
-    Raises:
-        FileNotFoundError: A source path does not exist.
-
-    Example:
-        >>> len(split_image_files(Path("runs/data/shapes"), "images/val"))
-        100
-    """
-    suffixes, files = _image_suffixes(), []
-    for source in split_sources(root, value):
-        if source.is_dir():
-            files += [p for p in source.rglob("*.*") if p.is_file()]
-        elif source.is_file():
-            for raw in source.read_text(encoding="utf-8-sig").splitlines():
-                entry = raw.strip()
-                if entry:
-                    files.append(source.parent / entry[2:] if entry.startswith("./") else Path(entry))
-        else:
-            raise FileNotFoundError(f"{source} does not exist")
-    return sorted((f for f in files if f.suffix[1:].lower() in suffixes), key=str)
-
-
-def expected_layout(root: Path, data: dict[str, Any], split: str) -> str:
-    """Text describing where a split's images and labels should be.
-
-    Args:
-        root: Dataset root.
-        data: Parsed YAML.
-        split: Split name.
-
-    Returns:
-        Indented lines.
-
-    Example:
-        >>> print(expected_layout(Path("/data/shapes"), {"val": "images/val"}, "val"))
-          /data/shapes/images/val/  (image files: .jpg, .png, ...)
-          /data/shapes/labels/val/  (one .txt per image: class cx cy w h, all 0-1)
-    """
-    lines = []
-    for source in split_sources(root, data[split]):
-        if source.suffix == ".txt":
-            folder = root / "images" / source.stem
-            lines.append(f"  {source}  (text file, one image path per line; ./ means next to this file)")
-        else:
-            folder = source
-            lines.append(f"  {source}/  (image files: .jpg, .png, ...)")
-        lines.append(f"  {label_file_for(folder / 'x.jpg').parent}/  (one .txt per image: class cx cy w h, all 0-1)")
-        if source.suffix == ".txt":
-            lines.append(f"  {folder}/  (the images the list points to)")
-    return "\n".join(lines)
 
 
 def _download_hint(data: dict[str, Any], yaml_file: Path) -> str:
@@ -425,6 +358,14 @@ def _read_yaml(report: DatasetReport, data: str | Path) -> tuple[dict[str, Any],
     if not isinstance(parsed, dict):
         report.add("error", yaml_file, f"must be a mapping with keys {', '.join(REQUIRED_KEYS)}")
         return None
+    from ultralytics.data.utils import DATASET_KEY_TYPES  # deferred: Ultralytics is heavy
+
+    for key, types in DATASET_KEY_TYPES.items():  # the types check_det_dataset accepts, in its words
+        if parsed.get(key) is not None and not isinstance(parsed[key], types):
+            expected = " or ".join(t.__name__ for t in types)
+            report.add("error", yaml_file, f"'{key}' must be {expected}, not {type(parsed[key]).__name__}")
+    if report.errors:
+        return None
     if "val" not in parsed and "validation" in parsed:  # Ultralytics renames this key too
         parsed["val"] = parsed.pop("validation")
         report.add("note", yaml_file, "key 'validation:' read as 'val:'")
@@ -469,153 +410,16 @@ def load_data_yaml(data: str | Path) -> tuple[dict[str, Any], Path]:
     return parsed, dataset_root(parsed, yaml_file)
 
 
-def _pil_open():
-    """PIL's own ``Image.open``.
-
-    Importing Ultralytics replaces ``PIL.Image.open`` with a wrapper that, for a file PIL cannot identify, runs
-    ``check_requirements("pi-heif")`` (a ``pip install`` when online) and then fails with "No module named
-    'pi_heif'", which hides the real problem. Ultralytics keeps the original as ``patches._image_open``.
-    """
-    from PIL import Image
-
-    return getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
-
-
-def check_image_file(file: Path, decode: bool = True) -> tuple[str, str] | None:
-    """Check one image the way Ultralytics will read it.
-
-    Args:
-        file: Image path.
-        decode: Also decode all pixels (finds truncated files that the header check misses).
-
-    Returns:
-        None when fine, else ``(kind, problem)`` with ``kind`` ``corrupt`` (Ultralytics skips the image) or
-        ``damaged`` (Ultralytics repairs and keeps it).
-
-    Example:
-        >>> check_image_file(Path("bus.jpg")) is None
-        True
-    """
-    open_image = _pil_open()
-    try:
-        with open_image(file) as im:
-            im.verify()
-            width, height, fmt = im.size[0], im.size[1], (im.format or "").lower()
-    except Exception as err:  # PIL raises many types for unreadable files
-        return "corrupt", f"corrupt image, skipped: cannot be read ({type(err).__name__}: {err})"
-    if min(width, height) < _MIN_IMAGE_SIDE:
-        return "corrupt", f"image is {width}x{height} pixels, under the {_MIN_IMAGE_SIDE}-pixel minimum: skipped"
-    if fmt not in _image_suffixes() | {"jpeg2000"}:
-        return "corrupt", f"unsupported image format {fmt!r}: skipped"
-    if fmt in ("jpeg", "jpg"):
-        with open(file, "rb") as handle:
-            handle.seek(-2, os.SEEK_END)
-            ends_well = handle.read() == b"\xff\xd9"
-        if not ends_well:  # Ultralytics decodes such a file and re-saves it; a decode failure means it is skipped
-            try:
-                with open_image(file) as im:
-                    im.load()
-            except Exception as err:
-                return "corrupt", f"corrupt image, skipped: truncated JPEG ({err})"
-            return "damaged", "JPEG does not end with an end-of-image marker: Ultralytics re-saves it (file rewritten)"
-    if decode:
-        try:
-            with open_image(file) as im:
-                im.load()
-        except Exception as err:
-            return "corrupt", f"corrupt image, skipped: pixel data cannot be decoded ({type(err).__name__}: {err})"
-    return None
-
-
-def check_label_file(file: Path, nc: int) -> tuple[list[tuple[str, int, str]], int, Counter]:
-    """Check one YOLO label file row by row.
-
-    Args:
-        file: The ``.txt`` file (must exist).
-        nc: Number of classes.
-
-    Returns:
-        ``(problems, rows, per_class)``: problems as ``(severity, line, text)``, the number of object rows, and
-        boxes per class of the rows without errors.
-
-    Example:
-        >>> check_label_file(Path("labels/val/000001.txt"), nc=6)[0]
-        []
-    """
-    problems: list[tuple[str, int, str]] = []
-    per_class: Counter = Counter()
-    seen: dict[tuple[str, ...], int] = {}
-    rows = 0
-    try:
-        text = file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        return [("error", 0, f"label file cannot be read: {err}")], 0, per_class
-    for number, raw in enumerate(text.splitlines(), start=1):
-        words = raw.split()
-        if not words:
-            continue
-        rows += 1
-        try:
-            values = [float(w) for w in words]
-        except ValueError:
-            bad = next(w for w in words if not _is_number(w))
-            problems.append(("error", number, f"'{bad}' is not a number (expected: class cx cy w h)"))
-            continue
-        row = tuple(words)
-        if row in seen:
-            problems.append(("warning", number, f"duplicate of line {seen[row]}: Ultralytics drops the copy"))
-            continue
-        seen[row] = number
-        row_problems = _row_problems(values, nc)
-        problems += [(severity, number, text) for severity, text in row_problems]
-        if not any(severity == "error" for severity, _ in row_problems):
-            per_class[int(values[0])] += 1
-    return problems, rows, per_class
-
-
-def _is_number(word: str) -> bool:
-    try:
-        float(word)
-    except ValueError:
-        return False
-    return True
-
-
-def _row_problems(values: list[float], nc: int) -> list[tuple[str, str]]:
-    """Problems of one parsed label row: ``(severity, text)`` pairs."""
-    if len(values) != 5 and (len(values) < 7 or len(values) % 2 == 0):
-        return [("error", f"{len(values)} values; expected 5 (class cx cy w h) or a polygon (class x1 y1 x2 y2 ...)")]
-    out = []
-    cls = values[0]
-    if cls != int(cls):
-        out.append(("error", f"class id {cls:g} is not an integer"))
-    elif not 0 <= cls < nc:
-        out.append(("error", f"class id {int(cls)} out of range: the YAML has {nc} classes (ids 0-{nc - 1})"))
-    coords = values[1:]
-    outside = [v for v in coords if v < -_TOLERANCE or v > 1 + _TOLERANCE]
-    if outside:
-        hint = " (pixel coordinates?)" if max(coords) > 2 else ""
-        shown = ", ".join(f"{v:g}" for v in outside[:4])
-        out.append(("error", f"box not normalised: {shown} outside 0-1{hint}; coordinates are fractions of the image"))
-        return out
-    if len(values) == 5:
-        cx, cy, w, h = coords
-        if w < 0 or h < 0:
-            out.append(("error", f"negative box size w={w:g} h={h:g}"))
-        elif w == 0 or h == 0:
-            out.append(("warning", f"zero-size box w={w:g} h={h:g}: it cannot be matched by any prediction"))
-        elif min(cx - w / 2, cy - h / 2) < -_TOLERANCE or max(cx + w / 2, cy + h / 2) > 1 + _TOLERANCE:
-            out.append(("warning", "box reaches outside the image: Ultralytics clips it"))
-    return out
-
-
 def validate_dataset(
     data: str | Path,
     splits: tuple[str, ...] | list[str] = ("train", "val"),
     decode_images: bool = True,
     max_images: int | None = None,
 ) -> DatasetReport:
-    """Check a dataset YAML and the images and labels of its splits; never raises for dataset problems.
+    """Check a dataset YAML and the images and labels of the given splits; never raises for dataset problems.
+
+    Only the files of ``splits`` are listed and read (``splits=["val"]`` leaves the train images alone); the YAML
+    itself must still have ``train`` and ``val`` keys, as Ultralytics requires of every data YAML.
 
     Args:
         data: YAML path, dataset folder (holding ``data.yaml``) or built-in name such as ``coco``.
@@ -628,9 +432,9 @@ def validate_dataset(
         A :class:`DatasetReport`; ``report.ok`` is False when there is a fatal problem.
 
     Example:
-        >>> report = validate_dataset("runs/data/shapes")
-        >>> report.ok, [str(i) for i in report.errors]
-        (True, [])
+        >>> report = validate_dataset("runs/data/shapes", splits=["val"])
+        >>> report.ok, list(report.splits)
+        (True, ['val'])
     """
     report = DatasetReport(str(data))
     found = _read_yaml(report, data)
@@ -638,21 +442,20 @@ def validate_dataset(
         return report
     parsed, yaml_file = found
     root = report.root = dataset_root(parsed, yaml_file)
-    nc = len(report.names)
+    wanted = [split for split in splits if parsed.get(split)]
     hint = _download_hint(parsed, yaml_file)
     if parsed.get("path") and not root.exists():
-        layouts = "\n".join(expected_layout(root, parsed, s) for s in ("train", "val"))
+        layouts = "\n".join(expected_layout(root, parsed, split) for split in wanted)
         report.add(
             "error",
             yaml_file,
             f"dataset root 'path: {parsed['path']}' does not exist (looked for {root}). Expected:\n{layouts}{hint}",
         )
         return report
-    for split in splits:
-        if not parsed.get(split):
-            continue
-        summary = report.splits[split] = SplitReport(split, [str(s) for s in split_sources(root, parsed[split])])
-        missing = [s for s in split_sources(root, parsed[split]) if not s.exists()]
+    for split in wanted:
+        sources = split_sources(root, parsed[split])
+        summary = report.splits[split] = SplitReport(split, [str(s) for s in sources])
+        missing = [s for s in sources if not s.exists()]
         if missing:
             report.add(
                 "error",
@@ -660,14 +463,17 @@ def validate_dataset(
                 f"{split} path {missing[0]} does not exist. Expected:\n{expected_layout(root, parsed, split)}{hint}",
             )
             continue
-        images = split_image_files(root, parsed[split])
-        if max_images:
-            images = images[:max_images]
+        try:
+            images = split_image_files(root, parsed[split])
+        except (OSError, UnicodeDecodeError) as err:
+            report.add("error", yaml_file, f"{split}: the image list cannot be read: {err}")
+            continue
+        images = images[:max_images] if max_images else images
         summary.images = len(images)
         if not images:
             report.add("error", yaml_file, f"{split}: no images (.jpg, .png, ...) in {', '.join(summary.sources)}")
             continue
-        _check_split(report, summary, images, nc, decode_images)
+        _check_split(report, summary, images, len(report.names), decode_images)
         if summary.label_files == 0:
             report.add(
                 "error",
@@ -679,34 +485,28 @@ def validate_dataset(
 
 
 def _check_split(report: DatasetReport, summary: SplitReport, images: list[Path], nc: int, decode: bool) -> None:
-    """Check every image and label file of one split, adding issues and counts."""
+    """Add the issues and counts of one split's images and label files (:func:`check_pair` on each)."""
     for image in images:
-        if not image.is_file():
-            summary.corrupt_images += 1
-            report.add("warning", image, "listed image does not exist: skipped")
-            continue
-        image_problem = check_image_file(image, decode=decode)
-        if image_problem:
-            kind, problem = image_problem
+        pair = check_pair(image, nc, decode=decode)
+        if pair.image_problem:
+            kind, problem = pair.image_problem
             report.add("warning", image, problem)
             if kind == "corrupt":
                 summary.corrupt_images += 1
                 continue
             summary.damaged_images += 1
-        label = label_file_for(image)
-        if not label.is_file():
+        if not pair.label_found:
             summary.missing_labels += 1
-            report.add("note", image, f"no label file ({label}): used as a background image")
+            report.add("note", image, f"no label file ({pair.label}): used as a background image")
             continue
         summary.label_files += 1
-        problems, rows, per_class = check_label_file(label, nc)
-        if rows == 0:
+        if pair.rows == 0 and not pair.problems:
             summary.empty_labels += 1
-            report.add("note", label, "empty label file: used as a background image (no objects)")
-        for severity, line, text in problems:
-            report.add(severity, label, text, line or None)
-        if any(severity == "error" for severity, _, _ in problems):
+            report.add("note", pair.label, "empty label file: used as a background image (no objects)")
+        for severity, line, text in pair.problems:
+            report.add(severity, pair.label, text, line or None)
+        if pair.label_errors:
             summary.bad_label_files += 1
         else:
-            summary.instances += sum(per_class.values())
-            summary.per_class.update(per_class)
+            summary.instances += sum(pair.per_class.values())
+            summary.per_class.update(pair.per_class)

@@ -32,6 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from yolo_lat.datasets.checks import load_data_yaml
+from yolo_lat.datasets.layout import label_file_for, split_image_files
+
 #: Name of the COCO-format val annotations inside a dataset root (our convention; Ultralytics never reads it).
 ANNOTATIONS_FILE = "annotations/instances_val.json"
 
@@ -53,28 +56,6 @@ def image_id_for(image_file: str | Path) -> int | str:
     """
     stem = Path(image_file).stem
     return int(stem) if stem.isnumeric() else stem
-
-
-def label_file_for(image_file: str | Path) -> Path:
-    """The YOLO label file of an image: the last ``images`` folder becomes ``labels``, the suffix ``.txt``.
-
-    Args:
-        image_file: Path of an image.
-
-    Returns:
-        Path of its label file (which may not exist). Without an ``images`` folder in the path, the label is
-        expected next to the image, as Ultralytics does.
-
-    Example:
-        >>> label_file_for("/data/shapes/images/val/000001.jpg").as_posix()
-        '/data/shapes/labels/val/000001.txt'
-    """
-    parts = list(Path(image_file).parts)
-    for i in range(len(parts) - 2, -1, -1):  # the last "images" folder, never the file name itself
-        if parts[i] == "images":
-            parts[i] = "labels"
-            break
-    return Path(*parts).with_suffix(".txt")
 
 
 def read_yolo_boxes(label_file: str | Path) -> list[tuple[int, float, float, float, float]]:
@@ -114,13 +95,16 @@ def yolo_to_coco(
     image_files: Sequence[str | Path],
     names: Sequence[str],
     sizes: Sequence[tuple[int, int]] | None = None,
+    label_files: Sequence[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Build a COCO detection dict from YOLO images and labels, with Ultralytics' id conventions.
 
     Args:
-        image_files: Image paths; each label is found with :func:`label_file_for`.
+        image_files: Image paths.
         names: Class names, index = YOLO class id; category id = index + 1.
         sizes: ``(width, height)`` of each image; read from the image headers when omitted.
+        label_files: The label file of each image; found with Ultralytics' rule
+            (:func:`~yolo_lat.datasets.layout.label_file_for`) when omitted.
 
     Returns:
         A dict with ``info``, ``images``, ``annotations`` and ``categories``. Boxes are
@@ -138,14 +122,16 @@ def yolo_to_coco(
         for file in image_files:
             with Image.open(file) as im:
                 sizes.append(im.size)
+    if label_files is None:
+        label_files = [label_file_for(file) for file in image_files]
     images, annotations, seen = [], [], {}
-    for file, (width, height) in zip(image_files, sizes):
+    for file, (width, height), label_file in zip(image_files, sizes, label_files):
         image_id = image_id_for(file)
         if image_id in seen:
             raise ValueError(f"{file}: image id {image_id!r} is also the id of {seen[image_id]} (same file stem)")
         seen[image_id] = file
         images.append({"id": image_id, "file_name": Path(file).name, "width": int(width), "height": int(height)})
-        for cls, cx, cy, w, h in read_yolo_boxes(label_file_for(file)):
+        for cls, cx, cy, w, h in read_yolo_boxes(label_file):
             x0, x1 = max((cx - w / 2) * width, 0.0), min((cx + w / 2) * width, float(width))
             y0, y1 = max((cy - h / 2) * height, 0.0), min((cy + h / 2) * height, float(height))
             box = [round(x0, 4), round(y0, 4), round(x1 - x0, 4), round(y1 - y0, 4)]
@@ -179,8 +165,6 @@ def write_coco_annotations(data_yaml: str | Path, split: str = "val", out: str |
         >>> write_coco_annotations("shapes/data.yaml").name
         'instances_val.json'
     """
-    from yolo_lat.datasets.checks import load_data_yaml, split_image_files
-
     data, root = load_data_yaml(data_yaml)
     files = split_image_files(root, data[split])
     coco = yolo_to_coco(files, list(data["names"].values()))

@@ -17,13 +17,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from yolo_lat.datasets.checks import (
-    DatasetError,
-    expected_layout,
-    load_data_yaml,
-    split_sources,
-    ultralytics_datasets_dir,
-)
+from yolo_lat.datasets.checks import DatasetError, load_data_yaml, ultralytics_datasets_dir
+from yolo_lat.datasets.layout import expected_layout, split_sources
 
 
 def _offline() -> bool:
@@ -79,7 +74,7 @@ def download_dataset(data: str | Path, force: bool = False) -> Path:
         )
     recipe = str(recipe).strip()
     if recipe.startswith(("http://", "https://")):
-        from ultralytics.utils.downloads import safe_download
+        from ultralytics.utils.downloads import safe_download  # deferred: Ultralytics is heavy
 
         safe_download(url=recipe, dir=ultralytics_datasets_dir(), unzip=True, delete=True)
     elif recipe.startswith("bash "):

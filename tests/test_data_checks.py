@@ -253,3 +253,71 @@ def test_ultralytics_skips_corrupt_images_and_bad_labels_without_crashing(datase
     built = YOLODataset(img_path=str(train), data=data, imgsz=64, augment=False, batch_size=2)
     assert [Path(f).name for f in built.im_files] == ["000002.jpg", "000003.jpg", "000004.jpg"]  # truncated: dropped
     assert (train / "000002.jpg").read_bytes()[-2:] == b"\xff\xd9"  # the other one was rewritten in place
+
+
+def test_val_only_check_leaves_the_train_split_alone(dataset):
+    """``splits=["val"]`` (what ``yolo-lat val`` checks) neither lists nor reads a train image or label."""
+    root = dataset.parent
+    (root / "labels" / "train" / "000001.txt").write_text("9 0.5 0.5 0.2 0.2\n")  # fatal if it were read
+    (root / "images" / "train" / "000002.jpg").write_bytes(b"garbage")
+    full = validate_dataset(dataset)
+    assert not full.ok and any("class id 9" in i.problem for i in full.errors)
+    report = validate_dataset(dataset, splits=["val"])
+    assert report.ok and list(report.splits) == ["val"] and report.splits["val"].images == 4
+    assert not [i for i in report.issues if "train" in i.file or "train" in i.problem]
+    import shutil
+
+    shutil.rmtree(root / "images" / "train")  # no train images at all: a val-only check does not notice
+    assert validate_dataset(dataset, splits=["val"]).ok
+    (error,) = validate_dataset(dataset, splits=["train"]).errors
+    assert f"train path {root / 'images' / 'train'} does not exist" in error.problem
+    assert "images/val" not in error.problem  # the expected layout shown is that of the split checked
+    _edit_yaml(dataset, path=str(root / "moved"))
+    (error,) = validate_dataset(dataset, splits=["val"]).errors
+    assert str(root / "moved" / "images" / "val") in error.problem and "train" not in error.problem
+
+
+def test_ultralytics_verdict_is_reported_when_no_row_explains_it(dataset):
+    """A label file Ultralytics' verify_image_label rejects as a whole (box and polygon rows mixed): its message."""
+    label = dataset.parent / "labels" / "val" / "000001.txt"
+    label.write_text("0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n")  # each row valid on its own
+    report = validate_dataset(dataset, splits=["val"])
+    assert _messages(report, "error") == [
+        f"error: {label}: Ultralytics drops this image and its labels: labels mix segment and detection rows"
+    ]
+    assert report.splits["val"].bad_label_files == 1
+    # rows equal as numbers are duplicates for Ultralytics, however they are written
+    label.write_text("0 0.5 0.5 0.2 0.2\n0 0.50 0.5000 0.2 0.2\n")
+    report = validate_dataset(dataset, splits=["val"])
+    assert report.ok and _messages(report, "warning") == [
+        f"warning: {label}:2: duplicate of line 1: Ultralytics drops the copy"
+    ]
+    assert report.splits["val"].per_class[0] >= 1
+
+
+def test_checking_never_modifies_images_and_reuses_ultralytics_image_messages(dataset):
+    from PIL import Image
+
+    val = dataset.parent / "images" / "val"
+    damaged = (val / "000001.jpg").read_bytes() + b"trailing bytes"  # Ultralytics would rewrite this file
+    (val / "000001.jpg").write_bytes(damaged)
+    Image.new("RGB", (8, 12)).save(val / "000002.png")  # under Ultralytics' 10-pixel minimum
+    report = validate_dataset(dataset, splits=["val"])
+    assert (val / "000001.jpg").read_bytes() == damaged  # checked as a copy
+    assert _messages(report, "warning")[1] == f"warning: {val / '000002.png'}: corrupt image, skipped: " + (
+        "image size (12, 8) <10 pixels"
+    )
+    assert (report.splits["val"].images, report.splits["val"].damaged_images) == (5, 1)
+
+
+def test_yaml_key_types_and_ultralytics_own_yamls(dataset):
+    _edit_yaml(dataset, train=5, names="circle")
+    report = validate_dataset(dataset)
+    assert _messages(report, "error") == [
+        f"error: {dataset}: 'train' must be str or list, not int",
+        f"error: {dataset}: 'names' must be list or dict, not str",
+    ]
+    found = resolve_data_yaml("coco8")  # not one of ours: Ultralytics' shipped YAML, found without downloading
+    assert found.name == "coco8.yaml" and found.parent.name == "datasets" and "ultralytics" in str(found)
+    with pytest.raises(DatasetError, match="Ultralytics' dataset YAMLs"):
+        resolve_data_yaml("no_such_dataset_anywhere")
