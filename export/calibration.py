@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yolo_lat.datasets.checks import load_data_yaml, split_image_files
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -24,8 +26,6 @@ def calibration_images(source: str | Path, imgsz: tuple[int, int], limit: int = 
 
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or not path.exists():
-        from yolo_lat.datasets.checks import load_data_yaml, split_image_files
-
         data, root = load_data_yaml(source)
         files = split_image_files(root, data["val"])
     else:

@@ -22,6 +22,7 @@ import onnx
 from yolo_lat.settings import CHOICES
 from yolo_lat.settings import override as override_settings
 
+from .calibration import calibration_images
 from .onnx_functions import attach_ela_functions, ela_nodes
 from .tensorrt import EngineSettings, build_engine
 
@@ -134,8 +135,6 @@ def export(
     if int8 and calibration is None and options.get("data"):
         calibration = options["data"]
     if int8 and isinstance(calibration, (str, Path)):
-        from .calibration import calibration_images
-
         calibration = calibration_images(calibration, imgsz)
     settings = EngineSettings(
         half=bool(half),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
+from yolo_lat.ela import ela_attention
 from yolo_lat.ela.onnx import ONNX_DOMAIN, ONNX_OP
 
 PLUGIN_ID = f"{ONNX_DOMAIN}::{ONNX_OP}"
@@ -97,8 +98,6 @@ def register_ela_plugin(trt: ModuleType | None = None) -> str:
         """Run ELA on TensorRT's stream, writing into the output buffer TensorRT owns."""
         import torch
 
-        from yolo_lat.ela import ela_attention
-
         if causal:
             raise ValueError("the yolo_lat::ELA plugin implements bidirectional ELA only (causal=0)")
         tq, tk, tv = (torch.as_tensor(t, device="cuda") for t in (q, k, v))
@@ -161,6 +160,7 @@ def aot_launch(trtp: ModuleType, q, k, v, kernel: str, scale: float, causal: int
         ValueError: causal attention, a kernel other than the built-in ones, an unsupported type or
             a head dimension that is not a constant 16, 32, 64 or 128.
     """
+    # here, not at the top: yolo_lat.cuda_ops needs Triton, which is optional
     from yolo_lat.cuda_ops.aot import BLOCK_ROWS, compile_for_tensorrt
     from yolo_lat.cuda_ops.ops import KERNEL_IDS
 

@@ -12,6 +12,8 @@ from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
 import yolo_lat.nn  # noqa: F401  (importing it registers the YOLO-LAT blocks with Ultralytics)
 from yolo_lat.args import closest
+from yolo_lat.export import export as export_model
+from yolo_lat.export import register_ela_plugin
 
 from .config import resolve_model_yaml
 from .offline import ensure_plot_fonts
@@ -65,10 +67,7 @@ class YOLOLAT(YOLO):
         if fmt not in formats:
             raise ValueError(f"unknown export format '{fmt}'.{closest(fmt, formats)} Choose from: {', '.join(formats)}")
         if fmt in ("onnx", "engine"):
-            # imported here: yolo_lat.export builds on yolo_lat.models (imports flow one way at module level)
-            from yolo_lat.export import export
-
-            return export(self, **kwargs)
+            return export_model(self, **kwargs)
         if "ela_op" in kwargs:
             raise ValueError(f"ela_op applies to format=onnx and format=engine, not format={fmt}")
         return super().export(**kwargs)
@@ -105,6 +104,4 @@ def _register_engine_plugin(engine: str | Path) -> None:
     from ultralytics.nn.backends.base import BaseBackend
 
     if Path(engine).is_file() and BaseBackend.engine_header(engine)[1].get("ela_op") == "custom":
-        from yolo_lat.export import register_ela_plugin  # see YOLOLAT.export for why it is imported here
-
         register_ela_plugin()
