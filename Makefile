@@ -27,6 +27,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 test: lint
+	# the documentation site: a broken link or a page missing from mkdocs.yml fails the tests
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 	$(PY) -m pytest -n 2 --timeout 900
 
 clean:
