@@ -7,15 +7,18 @@
 #   OUT=/some/dir bash benchmarks/device_run.sh          # on the device (README: "GPU checks")
 #   DEVICE=cpu OUT=/tmp/smoke bash benchmarks/device_run.sh   # plumbing smoke test on a CPU machine
 #
-# 1. fused-kernel correctness vs the naive reference (gpu_check.py)  -> gpu_check.json
+# 1. fused-kernel correctness vs float64 references: the gpu-marked tests of tests/test_gpu_kernels.py,
+#    one case per pytest-xdist worker at a time (a crashed worker is replaced) -> gpu_check.json
 # 2. fused-kernel speed vs plain-torch ELA and SDPA, per-launch stages,
-#    a sweep of launch settings (gpu_bench.py)                        -> gpu_bench.json
+#    a sweep of launch settings (python -m yolo_lat.bench.kernels)   -> gpu_bench.json
 # 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
 # 4. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
 # 5. text GPU tests (CUDA steps, CUDA-graph replay vs eager steps)  -> in device_log.txt
 # 6. text decode latency (eager, CUDA-graph replay), state vs KV cache -> decode_gpu.json
 # 7. the ELA detectors again with YOLO_LAT_KERNELS=torch (plain ELA)  -> models_gpu_torch.json
-# Needs: python3 with torch + triton (the device image); Ultralytics and fla travel as wheels in .whl/.
+# Needs: python3 with torch, triton, pytest, pytest-xdist and pytest-timeout (the device image); Ultralytics
+# and fla travel as wheels in .whl/. yolo-lat is not installed: it runs from this checkout (PYTHONPATH), where
+# yolo_lat/cfg, yolo_lat/cuda_ops, ... link to the top-level folders.
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/yolo_lat_device}"
@@ -35,36 +38,37 @@ fits() {
   if [ "$left" -ge "$1" ]; then echo "$1"; elif [ "$left" -ge "$2" ]; then echo "$left"; fi
 }
 
-# yolo_lat as installed (cfg/, datasets/, cuda_ops/, export/ mapped into the package) without a build
+# yolo_lat from this checkout; wheels that travelled in .whl/ into a site folder beside it
 SITE=/tmp/yolo_lat_site
 rm -rf "$SITE" && mkdir -p "$SITE"
-cp -r yolo_lat "$SITE/yolo_lat"
-for folder in cfg datasets cuda_ops export; do cp -r "$folder" "$SITE/yolo_lat/$folder"; done
 if ls .whl/ultralytics-*.whl > /dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" .whl/ultralytics-*.whl \
     .whl/ultralytics_thop-*.whl > "$LOGS/install.log" 2>&1 || echo "ultralytics wheel install failed"
 fi
-export PYTHONPATH="$SITE:${PYTHONPATH:-}"
+export PYTHONPATH="$PWD:$SITE:${PYTHONPATH:-}"
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv 2>&1
   "$PY" -c "import torch, triton, ultralytics; print('torch', torch.__version__, 'triton', triton.__version__, 'ultralytics', ultralytics.__version__)" 2>&1
 } | tee "$LOGS/info.txt"
 
-SMOKE_CHECK=""; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEVICE=cuda; DECODE_STATIC=cuda_graph
+JOBS=8; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEVICE=cuda; DECODE_STATIC=cuda_graph
+CONTEXTS=1024,4096,16384,65536,131072
 if [ "$DEVICE" = cpu ]; then
-  SMOKE_CHECK="--device cpu --max-length 1"; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu; DECODE_STATIC=eager
+  export TRITON_INTERPRET=1  # no GPU: the kernels run in Triton's interpreter (the settings' default)
+  JOBS=2; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu; DECODE_STATIC=eager; CONTEXTS=256,1024
 fi
 
 step "1 kernels: correctness"
+# (without CUDA, e.g. DEVICE=cpu, the tests run their tiny cases in Triton's interpreter and skip the rest)
 if limit=$(fits 130 60) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" benchmarks/gpu_check.py --out "$OUT/gpu_check.json" --jobs 8 --budget-s $((limit - 30)) \
-    $SMOKE_CHECK > "$LOGS/gpu_check.log" 2>&1
-  echo "exit $?"; grep -E '^FAIL' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
+  timeout "$limit" "$PY" -m pytest -p no:cacheprovider -q -m gpu -n $JOBS --max-worker-restart 64 --timeout 90 \
+    tests/test_gpu_kernels.py --gpu-report "$OUT/gpu_check.json" > "$LOGS/gpu_check.log" 2>&1
+  echo "exit $?"; grep -E '^(FAILED|ERROR)' "$LOGS/gpu_check.log" | cut -c1-200 | head -n 10; tail -n 1 "$LOGS/gpu_check.log"
 else echo "skipped (time)"; fi
 
 step "2 kernels: speed, stages, launch settings"
 if limit=$(fits 120 60) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" benchmarks/gpu_bench.py --part ours --out "$OUT/gpu_bench.json" --budget-s $((limit - 30)) \
+  timeout "$limit" "$PY" -m yolo_lat.bench.kernels --part ours --out "$OUT/gpu_bench.json" --budget-s $((limit - 30)) \
     $SMOKE_BENCH > "$LOGS/gpu_bench.log" 2>&1
   echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
 else echo "skipped (time)"; fi
@@ -76,7 +80,7 @@ if ! ls .whl/fla_core-*.whl > /dev/null 2>&1 || [ "$DEVICE" != cuda ]; then
 elif ! limit=$(fits 90 45) || [ -z "$limit" ]; then
   echo "skipped (time)"
 elif "$PY" -m pip install -q --no-index --no-deps --target "$FLA_SITE" .whl/fla_core-*.whl > "$LOGS/fla_install.log" 2>&1; then
-  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout "$limit" "$PY" benchmarks/gpu_bench.py --part fla \
+  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout "$limit" "$PY" -m yolo_lat.bench.kernels --part fla \
     --out "$LOGS/gpu_bench_fla.json" > "$LOGS/gpu_bench_fla.log" 2>&1
   echo "exit $?"
 else
@@ -86,7 +90,7 @@ fi
 MODELS=yolo-lat-n,yolo26n,yolo12n,yolo-lat-s,yolo26s,yolo12s,yolo-lat-pico,yolo12-ela-n
 step "4 detectors: fused ELA kernels, fp16, CUDA graphs"
 if limit=$(fits 120 60) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m yolo_lat.bench.models models=$MODELS imgsz=$SIZES batch=1 formats=pytorch \
+  timeout "$limit" "$PY" -m yolo_lat.cli benchmark models models=$MODELS imgsz=$SIZES batch=1 formats=pytorch \
     device=$MODEL_DEVICE half=True cuda_graph=True runs=50 plots=False project="$OUT" name=models_gpu \
     > "$LOGS/models_gpu.log" 2>&1
   echo "exit $?"; grep -A40 "Latency relative" "$LOGS/models_gpu.log" | head -n 30
@@ -100,14 +104,14 @@ else echo "skipped (time)"; fi
 
 step "6 text: decode latency, state vs KV cache"
 if limit=$(fits 70 40) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m yolo_lat.bench.decode device=$DECODE_DEVICE contexts=1024,4096,16384,65536,131072 budget=0.5 static=$DECODE_STATIC \
+  timeout "$limit" "$PY" -m yolo_lat.cli benchmark decode device=$DECODE_DEVICE contexts=$CONTEXTS budget=0.5 static=$DECODE_STATIC \
     out="$OUT/decode_gpu.json" > "$LOGS/decode_gpu.log" 2>&1
   echo "exit $?"; tail -n 12 "$LOGS/decode_gpu.log"
 else echo "skipped (time)"; fi
 
 step "7 detectors: plain-PyTorch ELA (YOLO_LAT_KERNELS=torch)"
 if limit=$(fits 60 40) && [ -n "$limit" ]; then
-  YOLO_LAT_KERNELS=torch timeout "$limit" "$PY" -m yolo_lat.bench.models models=yolo-lat-n,yolo12-ela-n,yolo-lat-pico \
+  YOLO_LAT_KERNELS=torch timeout "$limit" "$PY" -m yolo_lat.cli benchmark models models=yolo-lat-n,yolo12-ela-n,yolo-lat-pico \
     imgsz=$SIZES batch=1 formats=pytorch device=$MODEL_DEVICE half=True cuda_graph=True runs=30 plots=False \
     project="$OUT" name=models_gpu_torch > "$LOGS/models_gpu_torch.log" 2>&1
   echo "exit $?"
@@ -115,7 +119,7 @@ else echo "skipped (time)"; fi
 
 step "summary"
 if [ -f "$OUT/gpu_bench.json" ]; then
-  "$PY" benchmarks/gpu_bench.py --part summary --out "$OUT/gpu_bench.json" --fla "$LOGS/gpu_bench_fla.json" $SMOKE_BENCH
+  "$PY" -m yolo_lat.bench.kernels --part summary --out "$OUT/gpu_bench.json" --fla "$LOGS/gpu_bench_fla.json" $SMOKE_BENCH
 fi
 for log in "$LOGS"/*; do echo "===== $(basename "$log")"; tail -c 400000 "$log"; done > "$OUT/device_log.txt"
 rm -rf "$OUT"/*_files "$OUT"/*.md  # at most 8 files come back: keep the JSON (Markdown is rebuilt from it)

@@ -5,9 +5,8 @@ linear-domain kernels whose feature size is ``D + 2``, ``extra`` of shape ``(row
 (``EXTRA_W = 2``) holding the two extra features. Products with the ``extra`` tile never use
 ``tl.dot``: they are rank-2 updates in float32 on the CUDA cores (:func:`extra_inner` and friends),
 exact and cheap (2 features against D on the tensor cores). Tensor-core products with a
-16-wide padded extra tile (the first design) miscompiled on an H200 with Triton 3.6 in low
-precision: wrong key gradients, and illegal memory accesses in the causal kernels; the same
-kernels are correct in float32 (no tensor cores) and under the interpreter.
+16-wide padded extra tile beside the 64-wide ones gave wrong key gradients and illegal memory
+accesses on a GPU in low precision (see docs/gpu-kernels.md).
 
 Every helper mirrors a function of :mod:`yolo_lat.ela.stable` so that the kernels compute the same
 function as the PyTorch path:
@@ -380,15 +379,35 @@ def launch_options(kernel_name: str, warps: int, dtype: torch.dtype, *dims: int)
     """Launch options of a kernel holding large register tiles: ``num_warps`` (:func:`launch_warps`)
     and, for float32 inputs or a 128-wide head, ``maxnreg``.
 
-    Given no register limit, ``ptxas`` (12.8 and 12.9, bundled with Triton 3.6 and 3.8) compiles
-    some of the largest variants with 32 or 128 registers and kilobytes of spills: float32
-    products run on the CUDA cores, and 128-wide tiles (e.g. the float32 one-launch forward at
-    64 x 64: 32 registers, 6.1 KB spilled per thread; with ``.maxnreg 255``: 255 and 1.5 KB;
-    ``benchmarks/compile_check.py``). The limit is not set for the other variants: there it
-    also lets ``ptxas`` grow kernels that fit (the bfloat16 key pass 144 -> 198 registers),
-    which would cut the programs per multiprocessor that the grids are sized for.
+    Given no register limit, ``ptxas`` compiles some of the largest variants (float32 products
+    on the CUDA cores, 128-wide tiles) with few registers and kilobytes of spills
+    (``python -m yolo_lat.bench.compile_check --registers`` shows them). The limit is not set for the other
+    variants: there it also lets ``ptxas`` grow kernels that fit, which would cut the programs
+    per multiprocessor that the grids are sized for.
     """
     options = {"num_warps": launch_warps(kernel_name, warps)}
     if dtype == torch.float32 or max(dims) >= 128:
         options["maxnreg"] = MAX_REGISTERS
     return options
+
+
+#: Triton element type of each supported torch dtype.
+TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+
+
+def state_warps(head_dim: int, value_dim: int, dtype: torch.dtype) -> int:
+    """Warps per program of the key pass: 4 (one warp group), or 8 where 4 would spill registers
+    (float32 tiles, or a state larger than 64 x 64). Fewer warps per program let more programs
+    share a multiprocessor (see docs/gpu-kernels.md)."""
+    return 4 if dtype != torch.float32 and head_dim * value_dim <= 4096 else 8
+
+
+def kernel_flags(kernel_id: int, head_dim: int) -> dict:
+    """Constexprs that select a built-in kernel: its id, log or linear domain, the extra-feature tile, D."""
+    return {
+        "KERNEL": kernel_id,
+        "LOG_DOMAIN": kernel_id == 0,
+        "HAS_EXTRA": kernel_id != 0,
+        "EW": EXTRA_W,
+        "D": head_dim,
+    }

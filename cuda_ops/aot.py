@@ -28,8 +28,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import launch_options
-from .bidirectional import _TL_DTYPES, _kernel_flags, _state_warps, attend_tile
+from ._common import TL_DTYPES, kernel_flags, launch_options, state_warps
+from .bidirectional import attend_tile
 from .buffers import cdiv, empty
 from .dispatch import SUPPORTED_DIMS
 from .ops import KERNEL_IDS
@@ -66,8 +66,8 @@ def _constants(kernel_id: int, dtype: str, head_dim: int, value_dim: int, scale:
     for name, dim in (("head dim", head_dim), ("value dim", value_dim)):
         if dim not in SUPPORTED_DIMS:
             raise ValueError(f"{name} {dim}: the ELA kernel is built for 16, 32, 64 or 128")
-    flags = _kernel_flags(kernel_id, head_dim)
-    return {"SCALE": float(scale), **flags, "DV": value_dim, "BL": BLOCK_ROWS, "DT": _TL_DTYPES[DTYPES[dtype]]}
+    flags = kernel_flags(kernel_id, head_dim)
+    return {"SCALE": float(scale), **flags, "DV": value_dim, "BL": BLOCK_ROWS, "DT": TL_DTYPES[DTYPES[dtype]]}
 
 
 def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) -> Tensor:
@@ -95,7 +95,7 @@ def single_launch_forward(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale
 
 def _launch_options(head_dim: int, value_dim: int, dtype: torch.dtype) -> dict:
     """Warps of the key pass the kernel runs, and the register limit of the fused kernels."""
-    return launch_options("_single_launch_kernel", _state_warps(head_dim, value_dim, dtype), dtype, head_dim, value_dim)
+    return launch_options("_single_launch_kernel", state_warps(head_dim, value_dim, dtype), dtype, head_dim, value_dim)
 
 
 @dataclass(frozen=True)

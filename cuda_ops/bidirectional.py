@@ -1,4 +1,5 @@
-"""Bidirectional ELA in Triton: feature map, state ``(S, C)`` and readout fused, forward and backward.
+"""Bidirectional ELA in Triton: feature map, state ``(S, C)`` and readout fused (gradients:
+:mod:`.bidirectional_backward`).
 
 Forward, per (batch, head):
 
@@ -8,10 +9,6 @@ Forward, per (batch, head):
    :class:`~yolo_lat.ela.ELAState` (``S``, ``C``, ``shift``), in float32.
 3. ``_readout_kernel``: each program loads the state once, then maps a run of query tiles to
    features and reads them out.
-
-Backward: ``_query_grad_kernel`` recomputes the forward of a query tile, writes ``dq`` and a
-partial gradient ``G = sum_i phi_i [dy_i, -delta_i]`` of the state; the partials are summed and
-``_key_grad_kernel`` turns ``G`` into ``dk`` and ``dv``.
 
 Tensors are addressed through their strides, so the ``(B, heads, N, D)`` views of an NCHW
 feature map (last dimension of stride ``N``) are read in place, and outputs of such inputs are
@@ -29,29 +26,27 @@ from torch import Tensor
 
 from . import const
 from ._common import (
-    EXTRA_W,
+    TL_DTYPES,
     cast,
     extra_inner,
     extra_outer,
-    extra_project,
-    feature_input_grad,
     feature_maps,
     finite_or_zero,
-    key_coefficient,
+    kernel_flags,
     launch_options,
     launch_warps,
     log_magnitude,
     masked_rows_max,
     mm_f32,
-    query_coefficient,
     query_log_norm,
     rescale_factor,
     scale_keys,
     scale_queries,
     state_operand,
     state_product,
+    state_warps,
 )
-from .buffers import cdiv, empty, feature_count, like_layout, padded_features
+from .buffers import cdiv, empty, like_layout, padded_features
 from .launcher import direct
 
 #: Rows per tile of queries or keys.
@@ -66,12 +61,9 @@ PROGRAMS_PER_SM = 3
 #: out for a run of query tiles (bfloat16: 126 registers, 32 KiB, so 4 fit; float16: 166, 3 fit).
 READOUT_PROGRAMS_PER_SM = 4
 #: Longest key sequence for which an output-only forward takes one launch (:func:`attend_short`)
-#: instead of three: at 1k keys on an H200 the three launches took 27 us of GPU time with CUDA
-#: graphs and 92 us eager (CPU-bound), SDPA 21 and 39 us. Set without a GPU; gpu_bench.py times both.
+#: instead of three (short sequences are bound by launches, not by bandwidth). Not yet tuned on a
+#: GPU; ``python -m yolo_lat.bench.kernels`` times both forms.
 SHORT_KEYS = 1024
-#: Programs per multiprocessor aimed at by the backward's query pass: 8 warps (4 would spill) of
-#: 219 registers, so one fits; more would only add partial gradients to sum.
-QUERY_GRAD_PROGRAMS_PER_SM = 1
 
 
 @functools.cache
@@ -81,7 +73,9 @@ def _multiprocessors(device: torch.device) -> int:
     return 4  # the interpreter: a few slices, so that the combine is exercised
 
 
-def _slices(length: int, programs_per_slice: int, device: torch.device, per_sm: int | None = None) -> tuple[int, int]:
+def sequence_slices(
+    length: int, programs_per_slice: int, device: torch.device, per_sm: int | None = None
+) -> tuple[int, int]:
     """Number of slices and rows per slice (a multiple of the tile) for a pass split along a
     sequence, aiming at ``per_sm`` (default :data:`PROGRAMS_PER_SM`) programs per multiprocessor."""
     tiles = cdiv(length, BLOCK_ROWS)
@@ -205,7 +199,7 @@ def _state_combine_kernel(
 
 
 @triton.jit
-def _load_state(s_ptr, c_ptr, shift_ptr, bh, D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr,
+def load_state(s_ptr, c_ptr, shift_ptr, bh, D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr,
                 HAS_EXTRA: tl.constexpr, EW: tl.constexpr):  # fmt: skip
     """Load a float32 state ``(S (F, DV), C (F,), shift (F,))`` as main and extra tiles.
 
@@ -231,7 +225,7 @@ def _load_state(s_ptr, c_ptr, shift_ptr, bh, D: tl.constexpr, DV: tl.constexpr, 
 
 
 @triton.jit
-def _query_features(q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x,
+def query_features(q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x,
                     D: tl.constexpr, KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr,
                     EW: tl.constexpr):  # fmt: skip
     """Load a query tile; return scaled inputs, raw features and the per-row log-normaliser."""
@@ -257,7 +251,7 @@ def read_state(q_base, rows, valid, sq_l, sq_d, scale, s_op, s_scale, c, shift, 
     """Outputs ``(rows, DV)`` in float32 of a tile of queries against a state (rows with no
     positively weighted key are 0, as ``guarded_divide``); ``s_op, s_scale`` are the state's
     main rows as :func:`~._common.state_operand` returns them."""
-    _, main, extra, log_norm = _query_features(
+    _, main, extra, log_norm = query_features(
         q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
     )
     phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
@@ -285,7 +279,7 @@ def _readout_kernel(
     bh = tl.program_id(1)
     batch, head = bh // heads, bh % heads
     dv = tl.arange(0, DV)
-    s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
+    s, c, shift, s_x, c_x, shift_x = load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
     s_op, s_scale = state_operand(s, DT)
     q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
     out_base = out_ptr + batch.to(tl.int64) * so_b + head.to(tl.int64) * so_h
@@ -340,147 +334,6 @@ def _short_kernel(
     )  # fmt: skip
 
 
-@triton.jit(do_not_specialize=["heads", "length", "rows_per_part", "n_parts"])
-def _query_grad_kernel(
-    q_ptr, dout_ptr, s_ptr, c_ptr, shift_ptr, dq_ptr, part_g_ptr, part_gc_ptr,
-    sq_b, sq_h, sq_l, sq_d, sg_b, sg_h, sg_l, sg_d, sdq_b, sdq_h, sdq_l, sdq_d,
-    heads, length, rows_per_part, n_parts, scale,
-    D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, FP: tl.constexpr, BL: tl.constexpr,
-    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    DT: tl.constexpr,
-):  # fmt: skip
-    part = tl.program_id(0)
-    bh = tl.program_id(1)
-    batch, head = bh // heads, bh % heads
-    d = tl.arange(0, D)
-    dv = tl.arange(0, DV)
-    e = tl.arange(0, EW)
-    s, c, shift, s_x, c_x, shift_x = _load_state(s_ptr, c_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
-    q_base = q_ptr + batch.to(tl.int64) * sq_b + head.to(tl.int64) * sq_h
-    g_base = dout_ptr + batch.to(tl.int64) * sg_b + head.to(tl.int64) * sg_h
-    dq_base = dq_ptr + batch.to(tl.int64) * sdq_b + head.to(tl.int64) * sdq_h
-    g_acc = tl.zeros([D, DV], tl.float32)
-    gc_acc = tl.zeros([D], tl.float32)
-    g_acc_x = tl.zeros([EW, DV], tl.float32)
-    gc_acc_x = tl.zeros([EW], tl.float32)
-    start = part * rows_per_part
-    stop = tl.minimum(start + rows_per_part, length)
-    for row0 in range(start, stop, BL):
-        rows = row0 + tl.arange(0, BL)
-        valid = rows < stop
-        x, main, extra, log_norm = _query_features(
-            q_base, rows, valid, sq_l, sq_d, scale, shift, shift_x, D, KERNEL, LOG_DOMAIN, HAS_EXTRA, EW
-        )
-        dy = tl.load(g_base + rows[:, None] * sg_l + dv[None, :] * sg_d, mask=valid[:, None], other=0.0)
-        dy = cast(dy, DT)
-        dy32 = dy.to(tl.float32)
-        phi = scale_queries(main, shift, log_norm, LOG_DOMAIN)
-        # X = S dy per feature, accurate (dy is exact in DT, S is split); delta = dy . y is then
-        # phi . X / den, computed in float32 without a rounded y: the query gradient
-        # X - delta C cancels strongly when features discriminate little.
-        proj = mm_f32(dy, tl.trans(s), DT, const.EXACT, const.SPLIT)
-        den = tl.sum(phi * c[None, :], axis=1)
-        num_dy = tl.sum(phi * proj, axis=1)
-        if HAS_EXTRA:
-            phi_x = scale_queries(extra, shift_x, log_norm, LOG_DOMAIN)
-            proj_x = extra_project(dy32, s_x, EW)
-            den += tl.sum(phi_x * c_x[None, :], axis=1)
-            num_dy += tl.sum(phi_x * proj_x, axis=1)
-        live = (den > 0) & valid
-        safe_den = tl.where(live, den, 1.0)
-        # lse = log of the true denominator; dead rows (no weight) get +inf: no gradient
-        lse = tl.where(live, log_norm + tl.log(safe_den), const.POS_INF)
-        delta = tl.where(live, num_dy / safe_den, 0.0)
-        coef = query_coefficient(main, shift, lse, LOG_DOMAIN)
-        grad_main = coef * (proj - delta[:, None] * c[None, :])
-        # G = sum_i phi_i dy_i / den_i: normalised weights of about 1/L, scaled per feature before
-        # rounding (float16 subnormals) and split in two parts (dk and dv are differences of such sums)
-        phi_hat = scale_queries(main, shift, lse, LOG_DOMAIN)
-        g_acc = mm_f32(tl.trans(phi_hat), dy, DT, const.SPLIT, const.EXACT, g_acc)
-        gc_acc -= tl.sum(phi_hat * delta[:, None], axis=0)
-        grad_extra = tl.zeros([BL, EW], tl.float32)
-        if HAS_EXTRA:
-            coef_x = query_coefficient(extra, shift_x, lse, LOG_DOMAIN)
-            grad_extra = coef_x * (proj_x - delta[:, None] * c_x[None, :])
-            phi_hat_x = scale_queries(extra, shift_x, lse, LOG_DOMAIN)
-            g_acc_x += extra_outer(phi_hat_x, dy32, EW)
-            gc_acc_x -= tl.sum(phi_hat_x * delta[:, None], axis=0)
-        dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, False, EW) * scale
-        tl.store(dq_base + rows[:, None] * sdq_l + d[None, :] * sdq_d, cast(dx, dq_ptr.dtype.element_ty),
-                 mask=valid[:, None])  # fmt: skip
-    slot = bh.to(tl.int64) * n_parts + part
-    tl.store(part_g_ptr + slot * FP * DV + d[:, None] * DV + dv[None, :], g_acc)
-    tl.store(part_gc_ptr + slot * FP + d, gc_acc)
-    if HAS_EXTRA:
-        tl.store(part_g_ptr + slot * FP * DV + (D + e)[:, None] * DV + dv[None, :], g_acc_x)
-        tl.store(part_gc_ptr + slot * FP + D + e, gc_acc_x)
-
-
-@triton.jit(do_not_specialize=["heads", "length"])
-def _key_grad_kernel(
-    k_ptr, v_ptr, g_ptr, gc_ptr, shift_ptr, dk_ptr, dv_ptr,
-    sk_b, sk_h, sk_l, sk_d, sv_b, sv_h, sv_l, sv_d,
-    sdk_b, sdk_h, sdk_l, sdk_d, sdv_b, sdv_h, sdv_l, sdv_d,
-    heads, length, scale,
-    D: tl.constexpr, DV: tl.constexpr, F: tl.constexpr, BL: tl.constexpr,
-    KERNEL: tl.constexpr, LOG_DOMAIN: tl.constexpr, HAS_EXTRA: tl.constexpr, EW: tl.constexpr,
-    DT: tl.constexpr,
-):  # fmt: skip
-    tile = tl.program_id(0)
-    bh = tl.program_id(1)
-    batch, head = bh // heads, bh % heads
-    rows = tile * BL + tl.arange(0, BL)
-    valid = rows < length
-    d = tl.arange(0, D)
-    dv = tl.arange(0, DV)
-    g, gc, shift, g_x, gc_x, shift_x = _load_state(g_ptr, gc_ptr, shift_ptr, bh, D, DV, F, HAS_EXTRA, EW)
-    k_base = k_ptr + batch.to(tl.int64) * sk_b + head.to(tl.int64) * sk_h
-    v_base = v_ptr + batch.to(tl.int64) * sv_b + head.to(tl.int64) * sv_h
-    x = tl.load(k_base + rows[:, None] * sk_l + d[None, :] * sk_d, mask=valid[:, None], other=0.0)
-    x = x.to(tl.float32) * scale
-    values = tl.load(v_base + rows[:, None] * sv_l + dv[None, :] * sv_d, mask=valid[:, None], other=0.0)
-    main, extra = feature_maps(x, KERNEL, True, EW)
-    psi = tl.where(valid[:, None], scale_keys(main, shift, LOG_DOMAIN), 0.0)
-    dvalue = mm_f32(psi, g, DT, const.SPLIT, const.SPLIT)
-    grad_main = key_coefficient(main, shift, LOG_DOMAIN) * (
-        mm_f32(values, tl.trans(g), DT, const.EXACT, const.SPLIT) + gc[None, :]
-    )
-    grad_extra = tl.zeros([BL, EW], tl.float32)
-    if HAS_EXTRA:
-        psi_x = tl.where(valid[:, None], scale_keys(extra, shift_x, LOG_DOMAIN), 0.0)
-        dvalue += extra_inner(psi_x, g_x, EW)
-        grad_extra = key_coefficient(extra, shift_x, LOG_DOMAIN) * (
-            extra_project(values.to(tl.float32), g_x, EW) + gc_x[None, :]
-        )
-    dx = feature_input_grad(x, grad_main, grad_extra, KERNEL, True, EW) * scale
-    dk_base = dk_ptr + batch.to(tl.int64) * sdk_b + head.to(tl.int64) * sdk_h
-    dv_base = dv_ptr + batch.to(tl.int64) * sdv_b + head.to(tl.int64) * sdv_h
-    tl.store(dk_base + rows[:, None] * sdk_l + d[None, :] * sdk_d, cast(dx, dk_ptr.dtype.element_ty),
-             mask=valid[:, None])  # fmt: skip
-    tl.store(dv_base + rows[:, None] * sdv_l + dv[None, :] * sdv_d, cast(dvalue, dv_ptr.dtype.element_ty),
-             mask=valid[:, None])  # fmt: skip
-
-
-_TL_DTYPES = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
-
-
-def _state_warps(head_dim: int, value_dim: int, dtype: torch.dtype) -> int:
-    """Warps per program of the key pass: 4 (one warp group), or 8 where 4 would spill registers
-    (float32 tiles, or a state larger than 64 x 64). On an H200, 4 warps instead of 8 made the
-    bidirectional forward 1.47x faster (bfloat16, D = Dv = 64, L = 65,536; results/gpu_bench.json)."""
-    return 4 if dtype != torch.float32 and head_dim * value_dim <= 4096 else 8
-
-
-def _kernel_flags(kernel_id: int, head_dim: int) -> dict:
-    return {
-        "KERNEL": kernel_id,
-        "LOG_DOMAIN": kernel_id == 0,
-        "HAS_EXTRA": kernel_id != 0,
-        "EW": EXTRA_W,
-        "D": head_dim,
-    }
-
-
 def fold_key_slices(k: Tensor, v: Tensor, kernel_id: int, scale: float, rows_per_part: int,
                     block_rows: int = BLOCK_ROWS) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Partial states of consecutive slices of ``rows_per_part`` keys (one launch).
@@ -502,13 +355,13 @@ def fold_key_slices(k: Tensor, v: Tensor, kernel_id: int, scale: float, rows_per
     shape, f32 = (batch * heads, n_parts, padded), torch.float32
     part_s = empty(*shape, value_dim, device=k.device, dtype=f32)
     part_c, part_shift = empty(*shape, device=k.device, dtype=f32), empty(*shape, device=k.device, dtype=f32)
-    warps = _state_warps(head_dim, value_dim, v.dtype)
+    warps = state_warps(head_dim, value_dim, v.dtype)
     options = launch_options("_state_partial_kernel", warps, v.dtype, head_dim, value_dim)
     direct(_state_partial_kernel)[(n_parts, batch * heads)](
         k, v, part_s, part_c, part_shift, *k.stride(), *v.stride(),
         heads, length, rows_per_part, n_parts, scale,
-        DV=value_dim, FP=padded, BL=block_rows, DT=_TL_DTYPES[v.dtype],
-        **options, **_kernel_flags(kernel_id, head_dim),
+        DV=value_dim, FP=padded, BL=block_rows, DT=TL_DTYPES[v.dtype],
+        **options, **kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return part_s, part_c, part_shift
 
@@ -538,12 +391,12 @@ def read_out(q: Tensor, state_s: Tensor, state_c: Tensor, state_shift: Tensor, k
     batch, heads, length, head_dim = q.shape
     features, value_dim = state_s.shape[-2:]
     out = like_layout(q, value_dim, dtype)
-    n_parts, rows = _slices(length, batch * heads, q.device, READOUT_PROGRAMS_PER_SM)
+    n_parts, rows = sequence_slices(length, batch * heads, q.device, READOUT_PROGRAMS_PER_SM)
     options = launch_options("_readout_kernel", 4, dtype, head_dim, value_dim)
     direct(_readout_kernel)[(n_parts, batch * heads)](
         q, state_s, state_c, state_shift, out, *q.stride(), *out.stride(), heads, length, rows, scale,
-        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=_TL_DTYPES[dtype], **options,
-        **_kernel_flags(kernel_id, head_dim),
+        DV=value_dim, F=features, BL=BLOCK_ROWS, DT=TL_DTYPES[dtype], **options,
+        **kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out
 
@@ -555,12 +408,12 @@ def attend_short(q: Tensor, k: Tensor, v: Tensor, kernel_id: int, scale: float) 
     batch, heads, length_q, head_dim = q.shape
     value_dim = v.shape[-1]
     out = like_layout(q, value_dim, v.dtype)
-    warps = _state_warps(head_dim, value_dim, v.dtype)
+    warps = state_warps(head_dim, value_dim, v.dtype)
     options = launch_options("_short_kernel", warps, v.dtype, head_dim, value_dim)
     direct(_short_kernel)[(cdiv(length_q, BLOCK_ROWS), batch * heads)](
         q, k, v, out, *q.stride(), *k.stride(), *v.stride(), *out.stride(), heads, length_q, k.shape[2], scale,
-        DV=value_dim, BL=BLOCK_ROWS, DT=_TL_DTYPES[v.dtype],
-        **options, **_kernel_flags(kernel_id, head_dim),
+        DV=value_dim, BL=BLOCK_ROWS, DT=TL_DTYPES[v.dtype],
+        **options, **kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return out
 
@@ -592,72 +445,6 @@ def bidirectional_forward(
         >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 64**-0.5)  # doctest: +SKIP
     """
     batch, heads = q.shape[:2]
-    _, rows = _slices(k.shape[2], batch * heads, q.device)
+    _, rows = sequence_slices(k.shape[2], batch * heads, q.device)
     state = combine_slices(*fold_key_slices(k, v, kernel_id, scale, rows), batch, heads)
     return read_out(q, *state, kernel_id, scale, v.dtype), *state
-
-
-def bidirectional_backward(
-    grad_out: Tensor,
-    grad_s: Tensor | None,
-    grad_c: Tensor | None,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    state_s: Tensor,
-    state_c: Tensor,
-    state_shift: Tensor,
-    kernel_id: int,
-    scale: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients ``(dq, dk, dv)`` of the bidirectional forward, from the saved float32 state.
-
-    Args:
-        grad_out: ``(B, H, Lq, Dv)`` gradient of the output (any strides).
-        grad_s, grad_c: gradients of the returned state ``S``/``C`` (or None).
-        q, k, v, kernel_id, scale: the forward's inputs.
-        state_s, state_c, state_shift: the forward's float32 state.
-
-    Returns:
-        ``dq, dk, dv`` in the dtypes and layouts of ``q, k, v``.
-
-    Example:
-        >>> out, S, C, shift = bidirectional_forward(q, k, v, 0, 0.125)  # doctest: +SKIP
-        >>> dy = torch.ones_like(out)  # doctest: +SKIP
-        >>> dq, dk, dv = bidirectional_backward(dy, None, None, q, k, v, S, C, shift, 0, 0.125)  # doctest: +SKIP
-    """
-    batch, heads, length_q, head_dim = q.shape
-    length_k, value_dim = v.shape[2], v.shape[3]
-    features = feature_count(head_dim, kernel_id)
-    padded = padded_features(head_dim, kernel_id)
-    flags = _kernel_flags(kernel_id, head_dim)
-    dt = _TL_DTYPES[v.dtype]
-    heavy = 8 if head_dim * value_dim >= 4096 else 4
-    device = q.device
-    n_parts, rows = _slices(length_q, batch * heads, q.device, QUERY_GRAD_PROGRAMS_PER_SM)
-    part_g = empty(batch * heads, n_parts, padded, value_dim, device=device, dtype=torch.float32)
-    part_gc = empty(batch * heads, n_parts, padded, device=device, dtype=torch.float32)
-    dq = like_layout(q, head_dim, q.dtype)
-    options = launch_options("_query_grad_kernel", 8, v.dtype, head_dim, value_dim)
-    direct(_query_grad_kernel)[(n_parts, batch * heads)](
-        q, grad_out, state_s, state_c, state_shift, dq, part_g, part_gc,
-        *q.stride(), *grad_out.stride(), *dq.stride(), heads, length_q, rows, n_parts, scale,
-        DV=value_dim, F=features, FP=padded, BL=BLOCK_ROWS, DT=dt, **options,
-        **flags,
-    )  # fmt: skip
-    g = part_g.sum(1)[:, :features]
-    gc = part_gc.sum(1)[:, :features]
-    if grad_s is not None:
-        g = g + grad_s.reshape(batch * heads, features, value_dim)
-    if grad_c is not None:
-        gc = gc + grad_c.reshape(batch * heads, features)
-    g, gc = g.contiguous(), gc.contiguous()
-    dk = like_layout(k, head_dim, k.dtype)
-    dv = like_layout(v, value_dim, v.dtype)
-    options = launch_options("_key_grad_kernel", heavy, v.dtype, head_dim, value_dim)
-    direct(_key_grad_kernel)[(cdiv(length_k, BLOCK_ROWS), batch * heads)](
-        k, v, g, gc, state_shift, dk, dv, *k.stride(), *v.stride(), *dk.stride(), *dv.stride(),
-        heads, length_k, scale, DV=value_dim, F=features, BL=BLOCK_ROWS, DT=dt,
-        **options, **flags,
-    )  # fmt: skip
-    return dq, dk, dv

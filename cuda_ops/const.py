@@ -1,23 +1,40 @@
 """Named constants of the Triton kernels, read as ``const.NAME`` inside ``@triton.jit`` code.
 
 Why a module of its own: Triton checks, on every launch, that each module-level ``tl.constexpr``
-a kernel reads by bare name still has the value it was compiled with (about 0.9 us per name on
-the project's CPUs, since comparing two constexprs builds a third). Names read as attributes of
+a kernel reads by bare name still has the value it was compiled with (comparing two constexprs
+builds a third, on the host, for every name). Names read as attributes of
 an imported module are not checked, so the kernels read their constants through this module and
-a launch pays nothing for them (``benchmarks/launch_overhead.py``; ``tests/test_cuda_ops_compile.py``
-asserts that no kernel reads a checked global). These values never change at run time.
+a launch pays nothing for them (``python -m yolo_lat.bench.launch_overhead``;
+``tests/test_cuda_ops_compile.py`` asserts that no kernel reads a checked global). These values
+never change at run time.
+
+Every kernel module imports this one before defining a kernel, so this is also where Triton is
+told whether to interpret them: ``@triton.jit`` builds an interpreted function exactly when
+``triton.knobs.runtime.interpret`` is set at definition time (Triton >= 3.4). Triton's own
+library functions were defined when Triton was imported (see the package's docstring); a library
+in the other mode cannot run our kernels, so that is an ``ImportError`` here.
 """
 
 from __future__ import annotations
 
-import os
-
 import triton.language as tl
+from triton import knobs
 
-#: Kernels run by numpy in Triton's interpreter (``TRITON_INTERPRET=1``, CPU tests). The
+from . import INTERPRETED as _INTERPRETED
+
+knobs.runtime.interpret = _INTERPRETED
+_LIBRARY_INTERPRETED = type(tl.zeros).__name__ == "InterpretedFunction"
+if _LIBRARY_INTERPRETED != _INTERPRETED:
+    raise ImportError(
+        f"yolo_lat.cuda_ops: interpreter={_INTERPRETED}, but Triton was imported earlier in this process "
+        f"{'without' if _INTERPRETED else 'with'} its interpreter; set the interpreter setting (or "
+        "TRITON_INTERPRET) before anything imports Triton"
+    )
+
+#: Kernels run by numpy in Triton's interpreter (the ``interpreter`` setting, CPU tests). The
 #: interpreter's ``tl.dot`` multiplies bfloat16 operands as raw uint16 (triton 3.8), so products
 #: are upcast to float32 there after rounding to the operand type, which keeps the rounding.
-INTERPRETED = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") == "1")
+INTERPRETED = tl.constexpr(_INTERPRETED)
 
 NEG_INF = tl.constexpr(float("-inf"))
 POS_INF = tl.constexpr(float("inf"))

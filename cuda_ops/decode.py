@@ -18,13 +18,13 @@ from ._common import (
     cast,
     feature_maps,
     finite_or_zero,
+    kernel_flags,
     log_magnitude,
     num_warps_for,
     rescale_factor,
     scale_keys,
     scale_queries,
 )
-from .bidirectional import _kernel_flags
 from .buffers import empty, feature_count
 from .launcher import direct
 
@@ -138,6 +138,6 @@ def decode_step(
     direct(_decode_step_kernel)[(batch * heads,)](
         q, k, v, state_s, state_c, state_shift, y, new_s, new_c, new_shift,
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), heads, scale,
-        DV=value_dim, F=features, num_warps=num_warps_for(head_dim * value_dim), **_kernel_flags(kernel_id, head_dim),
+        DV=value_dim, F=features, num_warps=num_warps_for(head_dim * value_dim), **kernel_flags(kernel_id, head_dim),
     )  # fmt: skip
     return y, new_s, new_c, new_shift

@@ -1,14 +1,12 @@
 """Entry points that ``yolo_lat.ela`` calls: route a call to the fused ops or decline it.
 
 :func:`ela_dispatch` and :func:`ela_step_fused` return ``None`` for anything the kernels do not
-cover, so the PyTorch implementation runs instead; with ``strict=True`` (``YOLO_LAT_KERNELS=triton``)
-they raise a ``RuntimeError`` that names the reason. Importing this module raises ``ImportError``
+cover, so the PyTorch implementation runs instead; with ``strict=True`` (the ``kernels='triton'``
+setting) they raise a ``RuntimeError`` that names the reason. Importing this module raises ``ImportError``
 when Triton is missing or unusable (``yolo_lat.ela.backend`` catches it).
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 from torch import Tensor
@@ -16,6 +14,7 @@ from torch import Tensor
 from yolo_lat.ela import kernels as _kernels
 from yolo_lat.ela.recurrent import ELAState
 
+from . import INTERPRETED
 from .bidirectional import bidirectional_forward, bidirectional_output
 from .causal import causal_forward
 from .decode import decode_step
@@ -35,11 +34,11 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SUPPORTED_DIMS = (16, 32, 64, 128)
 _BUILTIN = {id(getattr(_kernels, name)): name for name in KERNEL_IDS}
 
-#: Variants that failed the last GPU correctness run (``benchmarks/results/gpu_check.json``, an
-#: H200 with Triton 3.6: wrong key/value gradients and illegal memory accesses) and whose fix has
-#: only been checked under Triton's interpreter and compiled for sm_90, never run on a GPU. On
-#: CUDA the default (``YOLO_LAT_KERNELS=auto``) sends them to PyTorch; ``YOLO_LAT_KERNELS=triton``
-#: runs them (that is how the GPU check exercises them). Empty this set once a GPU run passes.
+#: Variants that failed the last GPU correctness run (``benchmarks/results/gpu_check.json``: wrong
+#: key/value gradients and illegal memory accesses) and whose fix has only been checked under
+#: Triton's interpreter and compiled for sm_90, never run on a GPU (see docs/gpu-kernels.md). On
+#: CUDA the default (``kernels='auto'``) sends them to PyTorch; ``kernels='triton'`` runs them
+#: (that is how ``tests/test_gpu_kernels.py`` exercises them). Empty this set once a GPU run passes.
 UNVERIFIED_ON_GPU = frozenset(
     (name, dtype)
     for name in ("sum_sq_euclid", "sub_sq_euclid", "modulated_dot")
@@ -47,18 +46,14 @@ UNVERIFIED_ON_GPU = frozenset(
 )
 
 
-def _interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
 def _device_reason(q: Tensor, k: Tensor, v: Tensor) -> str | None:
-    # (written for a decode step's budget: one device object, no set, no env read on CUDA)
+    # (written for a decode step's budget: one device object, no set)
     device = q.device
     if k.device != device or v.device != device:
         return f"tensors on several devices ({q.device}, {k.device}, {v.device})"
-    if device.type == "cuda" or (device.type == "cpu" and _interpreted()):
+    if device.type == "cuda" or (device.type == "cpu" and INTERPRETED):
         return None
-    return f"tensors on {device} (the kernels run on CUDA, or on the CPU under TRITON_INTERPRET=1)"
+    return f"tensors on {device} (the kernels run on CUDA, or on the CPU in Triton's interpreter)"
 
 
 def _state_reason(state: ELAState, batch: int, heads: int, features: int, value_dim: int, device) -> str | None:
@@ -119,16 +114,16 @@ def unverified_reason(kernel_name: str, dtype: torch.dtype, device: torch.device
 
     Example:
         >>> unverified_reason("sum_sq_euclid", torch.bfloat16, torch.device("cuda"))
-        'sum_sq_euclid in torch.bfloat16 (not yet verified on a GPU; YOLO_LAT_KERNELS=triton runs it)'
+        "sum_sq_euclid in torch.bfloat16 (not yet verified on a GPU; kernels='triton' runs it)"
     """
     if device.type != "cuda" or (kernel_name, dtype) not in UNVERIFIED_ON_GPU:
         return None
-    return f"{kernel_name} in {dtype} (not yet verified on a GPU; YOLO_LAT_KERNELS=triton runs it)"
+    return f"{kernel_name} in {dtype} (not yet verified on a GPU; kernels='triton' runs it)"
 
 
 def _decline(reason: str, strict: bool) -> None:
     if strict:
-        raise RuntimeError(f"YOLO_LAT_KERNELS=triton, but the fused ELA kernels do not support {reason}")
+        raise RuntimeError(f"kernels='triton', but the fused ELA kernels do not support {reason}")
 
 
 def _wants_grad(*tensors: Tensor | None) -> bool:

@@ -3,7 +3,7 @@
 ``kernel[grid](*args)`` binds every argument, specializes each one (dtype, 16-byte alignment,
 divisibility by 16, value 1), hashes the result and looks the compiled kernel up on every call:
 for the 18 arguments of the decode step that is most of the step's host time, and an eager decode
-step is bound by its host side, not by the GPU (see ``benchmarks/launch_overhead.py``).
+step is bound by its host side, not by the GPU (see ``python -m yolo_lat.bench.launch_overhead``).
 
 :class:`DirectLaunch` keeps that work for the first call only. A call whose runtime arguments are
 all *regular* (tensors 16-byte aligned; specialized ints either 1 or divisible by 16, at least 16
@@ -14,10 +14,11 @@ launched directly for the rest (``CompiledKernel.run``, the launcher Triton itse
 stream Triton would pick). Irregular calls, calls while a launch hook is installed (a profiler),
 kernels with ``pre_run_hooks`` and the interpreter go through Triton's own path, unchanged.
 Options Triton takes from its knobs at launch time (``TRITON_DEBUG``, instrumentation) are those
-of the first call. ``YOLO_LAT_DIRECT_LAUNCH=0`` (read at import; or :data:`ENABLED` set to False)
-sends every call through Triton's path. ``tests/test_cuda_ops_launcher.py`` checks, on kernels
-built for sm_90, that a direct launch hands Triton's launcher the same compiled kernel, grid and
-arguments as Triton's own path.
+of the first call. With the ``direct_launch`` setting False (:mod:`yolo_lat.settings`, read on
+every launch; ``YOLO_LAT_DIRECT_LAUNCH=0`` makes False the default) every call goes through
+Triton's path. ``tests/test_cuda_ops_launcher.py`` checks, on kernels built for sm_90, that a
+direct launch hands Triton's launcher the same compiled kernel, grid and arguments as Triton's
+own path.
 
 The kernels' call sites launch through :func:`direct`:
 
@@ -26,30 +27,16 @@ The kernels' call sites launch through :func:`direct`:
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 
 from torch import Tensor
 from triton import knobs
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
+from yolo_lat.settings import get as _settings
+
 _INT32_LIMIT = 2**31
-
-#: Launch regular calls directly (False: every call goes through Triton's binding).
-ENABLED = os.environ.get("YOLO_LAT_DIRECT_LAUNCH", "1").strip() != "0"
-
-
-@contextlib.contextmanager
-def enabled(value: bool):
-    """Set :data:`ENABLED` for a block (benchmarks time both modes), then restore it."""
-    global ENABLED
-    saved, ENABLED = ENABLED, value
-    try:
-        yield
-    finally:
-        ENABLED = saved
 
 
 def _hooked() -> bool:
@@ -68,7 +55,7 @@ class DirectLaunch:
 
     def __init__(self, fn) -> None:
         self.fn = fn
-        self._jit = isinstance(fn, JITFunction)  # False under TRITON_INTERPRET=1
+        self._jit = isinstance(fn, JITFunction)  # False in Triton's interpreter
         params = fn.params if self._jit else []
         kinds = [p.is_constexpr for p in params]
         if kinds != sorted(kinds):
@@ -102,7 +89,7 @@ class DirectLaunch:
 
     def launch(self, grid: tuple[int, ...], args: tuple, kwargs: dict):
         """Launch on ``grid``; returns Triton's compiled kernel, or None where the call went directly."""
-        direct = ENABLED and self._jit and not _hooked() and not self.fn.pre_run_hooks
+        direct = self._jit and _settings().direct_launch and not _hooked() and not self.fn.pre_run_hooks
         direct = direct and len(args) == len(self._specialized)
         signature = self.signature(args) if direct else None
         if signature is None:

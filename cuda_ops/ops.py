@@ -11,7 +11,7 @@ Registered ops (namespace ``yolo_lat``):
 The fake implementations give every output's shape, dtype and strides from the inputs alone, so
 ``torch.compile(fullgraph=True)``, ``torch.export`` and CUDA graphs see through the ops; the
 backward ops are ops too, so compiled training graphs contain them. The implementations run on
-any device Triton can launch on (CUDA, or CPU tensors under ``TRITON_INTERPRET=1``).
+any device Triton can launch on (CUDA, or CPU tensors in Triton's interpreter).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .bidirectional import bidirectional_backward, bidirectional_forward
+from .bidirectional import bidirectional_forward
+from .bidirectional_backward import bidirectional_backward
 from .buffers import cdiv, feature_count, like_layout, padded_features
-from .causal import causal_backward, causal_forward, chunk_length
+from .causal import causal_forward, chunk_length
+from .causal_backward import causal_backward
 from .decode import decode_step
 
 __all__ = ["KERNEL_IDS"]

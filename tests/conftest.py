@@ -8,6 +8,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest
 import torch
 
+#: ``--gpu-report PATH`` and the ``kernel_case`` fixture of the GPU kernel checks (tests/gpu_report.py).
+pytest_plugins = ["gpu_report"]
+
 
 @pytest.fixture(autouse=True)
 def _seed():

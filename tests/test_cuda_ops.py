@@ -1,8 +1,10 @@
 """The fused ELA kernels (yolo_lat.cuda_ops), run on the CPU by Triton's interpreter.
 
-``TRITON_INTERPRET=1`` must be set before the kernels are defined, so it is set at the top of this
-module; the dispatch then accepts CPU tensors. Sizes are tiny (the interpreter runs every program
-in numpy) but odd: cross-attention lengths, a partial last chunk, channel-first views.
+The ``interpreter`` setting must be on before Triton and the kernels are imported (they are
+defined for the interpreter then), so it is set at the top of this module; the dispatch then
+accepts CPU tensors.
+Sizes are tiny (the interpreter runs every program in numpy) but odd: cross-attention lengths,
+a partial last chunk, channel-first views.
 
 Tolerances come from measured errors against float64 references on the same rounded inputs:
 float32 kernels measured <= 2.2e-6 (gradients, inputs of magnitude 50), so 1e-5; low precision
@@ -10,9 +12,15 @@ is judged as the issue asks, against PyTorch's own error at that precision (the 
 same inputs): measured kernel/torch ratios <= 1.5 for bfloat16 and float16, required <= 2.
 """
 
-import os
+# ruff: noqa: E402, I001 (the interpreter setting, then the kernels: the first import of Triton defines its
+# library for the interpreter, see yolo_lat/cuda_ops/__init__.py)
+from yolo_lat import settings
 
-os.environ["TRITON_INTERPRET"] = "1"
+settings.configure(interpreter=True)
+
+from yolo_lat.cuda_ops import bidirectional, buffers, causal_backward, ela_dispatch, ela_step_fused
+from yolo_lat.cuda_ops import causal as causal_kernels
+from yolo_lat.cuda_ops import ops as _ops  # noqa: F401  (registers torch.ops.yolo_lat)
 
 import warnings
 
@@ -20,9 +28,6 @@ import pytest
 import torch
 from conftest import rel_err
 
-from yolo_lat.cuda_ops import bidirectional, buffers, ela_dispatch, ela_step_fused
-from yolo_lat.cuda_ops import causal as causal_kernels
-from yolo_lat.cuda_ops import ops as _ops  # noqa: F401  (registers torch.ops.yolo_lat)
 from yolo_lat.ela import ELAState, ela_attention, ela_step, get_kernel, register_kernel, unregister_kernel
 
 KERNELS = ["hadamard_exp", "sum_sq_euclid", "sub_sq_euclid", "modulated_dot"]
@@ -34,7 +39,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy log(0
 
 def test_kernels_run_in_the_interpreter():
     assert type(causal_kernels._chunk_scan_kernel).__name__ == "InterpretedFunction", (
-        "yolo_lat.cuda_ops was imported before TRITON_INTERPRET=1 was set; these tests need the interpreter"
+        "yolo_lat.cuda_ops was imported before the interpreter setting was on; these tests need the interpreter"
     )
 
 
@@ -123,8 +128,8 @@ def test_bidirectional_programs_that_run_several_tiles(monkeypatch, kernel):
     monkeypatch.setattr(bidirectional, "PROGRAMS_PER_SM", 1)
     monkeypatch.setattr(bidirectional, "READOUT_PROGRAMS_PER_SM", 1)
     cpu = torch.device("cpu")
-    assert bidirectional._slices(330, 2, cpu) == (2, 192), "precondition: 3 key tiles per slice"
-    assert bidirectional._slices(300, 2, cpu, 1) == (2, 192), "precondition: 3 query tiles per program"
+    assert bidirectional.sequence_slices(330, 2, cpu) == (2, 192), "precondition: 3 key tiles per slice"
+    assert bidirectional.sequence_slices(300, 2, cpu, 1) == (2, 192), "precondition: 3 query tiles per program"
     tensors = _inputs(1, 2, 300, 330, 16, 32, torch.bfloat16)
     options = {"kernel": kernel, "scale": 16**-0.5, "return_state": True}
     _compare(_fused(**options), _torch_path(**options), tensors, torch.bfloat16)
@@ -218,12 +223,12 @@ def test_bidirectional_reads_channel_first_views_in_place():
 @pytest.fixture(params=[False, True], ids=["one-grad-launch", "split-grad-launches"])
 def grad_split(request, monkeypatch):
     """The causal gradient kernel as one program (dq, dk, dv) and as a dq and a dk/dv launch."""
-    monkeypatch.setattr(causal_kernels, "SPLIT_GRAD", request.param)
+    monkeypatch.setattr(causal_backward, "SPLIT_GRAD", request.param)
     return request.param
 
 
 def test_causal_gradient_launches_split_where_one_program_spills():
-    launches = causal_kernels._grad_launches
+    launches = causal_backward._grad_launches
     assert launches(64, 64, torch.bfloat16) == ((True, True),)
     assert launches(128, 128, torch.bfloat16) == launches(64, 64, torch.float16) == ((True, False), (False, True))
     assert launches(32, 32, torch.float16) == ((True, True),)
@@ -361,32 +366,33 @@ def test_dispatch_declines_what_it_does_not_cover():
 
 
 def test_backend_choice_on_cuda(monkeypatch):
-    """yolo_lat.ela.backend on a CUDA tensor (a stand-in: only ``is_cuda`` is read): auto and
-    triton reach the fused entry points (strict for triton), torch and ONNX export do not, and a
-    bad YOLO_LAT_KERNELS names the variable."""
+    """yolo_lat.ela.backend on a CUDA tensor (a stand-in: only ``is_cuda`` is read): the kernels
+    settings auto and triton reach the fused entry points (strict for triton), torch and ONNX
+    export do not, and a bad value names the setting (the environment's defaults:
+    test_cuda_ops_launcher.py)."""
     import types
 
     from yolo_lat.ela import backend
 
     on_cuda = types.SimpleNamespace(is_cuda=True)
-    for value, strict in (("auto", False), (" Triton ", True), ("", False)):
-        monkeypatch.setenv("YOLO_LAT_KERNELS", value)
-        assert backend._fused(on_cuda, "ela_step_fused") == (ela_step_fused, strict), value
-    monkeypatch.setenv("YOLO_LAT_KERNELS", "torch")
-    assert backend._fused(on_cuda, "ela_step_fused") is None
+    for value, strict in (("auto", False), ("triton", True)):
+        with settings.override(kernels=value):
+            assert backend._fused(on_cuda, "ela_step_fused") == (ela_step_fused, strict), value
+    with settings.override(kernels="torch"):
+        assert backend._fused(on_cuda, "ela_step_fused") is None
     assert backend._fused(types.SimpleNamespace(is_cuda=False), "ela_dispatch") is None
-    monkeypatch.setenv("YOLO_LAT_KERNELS", "auto")
-    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
-    assert backend._fused(on_cuda, "ela_dispatch") is None
-    monkeypatch.undo()
-    monkeypatch.setenv("YOLO_LAT_KERNELS", "cuda")
-    with pytest.raises(ValueError, match="YOLO_LAT_KERNELS must be one of auto, torch, triton; got 'cuda'"):
-        backend._fused(on_cuda, "ela_step_fused")
-    monkeypatch.setenv("YOLO_LAT_KERNELS", "triton")
-    with pytest.raises(RuntimeError, match="YOLO_LAT_KERNELS=triton but the fused kernels cannot load"):
+    with settings.override(kernels="auto"):
+        monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+        assert backend._fused(on_cuda, "ela_dispatch") is None
+        monkeypatch.undo()
+    before = settings.get()
+    with pytest.raises(ValueError, match="kernels must be one of auto, torch, triton; got 'cuda'"):
+        settings.configure(kernels="cuda")
+    assert settings.get() == before
+    with settings.override(kernels="triton"), pytest.raises(RuntimeError, match="but the fused kernels cannot load"):
         backend._fused(on_cuda, "no_such_entry_point")
-    monkeypatch.setenv("YOLO_LAT_KERNELS", "auto")
-    assert backend._fused(on_cuda, "no_such_entry_point") is None
+    with settings.override(kernels="auto"):
+        assert backend._fused(on_cuda, "no_such_entry_point") is None
 
 
 def test_variants_that_failed_on_a_gpu_stay_off_it_by_default():

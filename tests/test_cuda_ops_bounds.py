@@ -20,9 +20,22 @@ Also here: the float16 precision regression of the bidirectional key gradients (
 weights rounded into float16 subnormals), which fails on the kernels of that first run.
 """
 
-import os
+# ruff: noqa: E402, I001 (the interpreter setting, then the kernels: the first import of Triton defines its
+# library for the interpreter, see yolo_lat/cuda_ops/__init__.py)
+from yolo_lat import settings
 
-os.environ["TRITON_INTERPRET"] = "1"
+settings.configure(interpreter=True)
+
+from yolo_lat.cuda_ops import (
+    bidirectional,
+    bidirectional_backward,
+    buffers,
+    causal,
+    causal_backward,
+    decode,
+    ela_dispatch,
+    ela_step_fused,
+)
 
 import contextlib
 import math
@@ -35,7 +48,6 @@ import triton.language as tl
 from conftest import rel_err
 from triton.runtime import interpreter
 
-from yolo_lat.cuda_ops import bidirectional, buffers, causal, decode, ela_dispatch, ela_step_fused
 from yolo_lat.ela import ELAState, ela_attention, ela_step, get_kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy log(0) / exp(-inf) inside kernels
@@ -143,7 +155,7 @@ def guards(monkeypatch):
     def empty(*shape, device, dtype):
         return tracker.empty(*shape, dtype=dtype, device=device)
 
-    for module in (buffers, bidirectional, causal, decode):
+    for module in (buffers, bidirectional, bidirectional_backward, causal, causal_backward, decode):
         monkeypatch.setattr(module, "empty", empty)
     return tracker
 
@@ -165,7 +177,7 @@ CONFIGS = [
 
 def test_interpreter_is_active():
     assert type(causal._chunk_scan_kernel).__name__ == "InterpretedFunction", (
-        "yolo_lat.cuda_ops was imported before TRITON_INTERPRET=1 was set; these tests need the interpreter"
+        "yolo_lat.cuda_ops was imported before the interpreter setting was on; these tests need the interpreter"
     )
 
 

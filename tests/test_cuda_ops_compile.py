@@ -90,15 +90,14 @@ print("out", tuple(ela_attention(q, q, q, causal=True).shape))
 #: Triton's GPU IR holds for each Triton kernel, as JSON.
 _TENSOR_CORE_PRODUCTS = r"""
 import json, re, sys
-sys.path.insert(0, "benchmarks")
 import torch
-import compile_check
+from yolo_lat.bench import compile_check
 
-compile_check._install_compile_only()
+compile_check.install_compile_only()
 product = re.compile(r"(?:tt\.dot|ttng\.warp_group_dot) .*?: \S*<(\d+)x(\d+)x\w+.*?\* \S*<\d+x(\d+)x")
 report = {}
 for kernel_id in (0, 3):
-    for operation, launch in compile_check._operations(kernel_id, torch.bfloat16, 64, 64).items():
+    for operation, launch in compile_check.operations(kernel_id, torch.bfloat16, 64, 64).items():
         compile_check.COMPILED[:] = []
         launch()
         for function, compiled in compile_check.COMPILED:
@@ -143,7 +142,7 @@ def test_ptxas_gets_a_register_limit_where_it_would_starve_a_kernel():
     with 32 registers and 6.1 KB of spill stores per thread, and the modulated-dot causal
     gradients at D=32, Dv=128 in bfloat16 with 128 registers and 6.2 KB; ``launch_options`` sets
     the limit there (measured with it: 255 registers, 1.5 KB and 3.6 KB)."""
-    args = ["benchmarks/compile_check.py", "--registers"]
+    args = ["-m", "yolo_lat.bench.compile_check", "--registers"]
     runs = [
         _run([*args, "--kernels", "0", "--dtypes", "float32", "--dims", "64x64"], timeout=600),
         _run([*args, "--kernels", "3", "--dtypes", "bfloat16", "--dims", "32x128"], timeout=600),
@@ -160,43 +159,13 @@ def test_ptxas_gets_a_register_limit_where_it_would_starve_a_kernel():
 
 
 @pytest.mark.slow
-def test_gpu_check_isolates_crashing_cases(tmp_path):
-    """benchmarks/gpu_check.py (CPU smoke mode, one worker): an injected CUDA error and a native
-    abort are reported as crashes of their own cases; the worker is replaced and the next cases
-    still pass (on the first H200 run one crash failed every later case of its process)."""
-    out = tmp_path / "gpu_check.json"
-    faults = "decode +sum_sq_euclid bfloat16 D=64=crash;decode +modulated_dot=abort"
-    result = _run(
-        ["benchmarks/gpu_check.py", "--device", "cpu", "--jobs", "1", "--out", str(out), "--only",
-         "decode .*(bfloat16 D=64/64|D=32/128|D=128/128)"],
-        env={"GPU_CHECK_FAULT": faults},
-    )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
-    record = json.loads(out.read_text())
-    status = {(r["case"]["kernel"], r["case"]["dim"]): r["status"] for r in record["results"]}
-    assert status == {
-        ("sum_sq_euclid", 32): "pass",
-        ("hadamard_exp", 64): "pass",
-        ("sum_sq_euclid", 64): "crash",
-        ("sub_sq_euclid", 64): "pass",
-        ("modulated_dot", 64): "crash",
-        ("hadamard_exp", 128): "pass",
-    }, status
-    errors = {r["case"]["kernel"]: r.get("error", "") for r in record["results"] if r["case"]["dim"] == 64}
-    assert "illegal memory access" in errors["sum_sq_euclid"] and "exited with code" in errors["modulated_dot"]
-    summary = record["summary"]
-    assert (summary["passed"], summary["crash"], summary["not_run"], summary["worker_starts"]) == (4, 2, 0, 3)
-    assert result.stdout.count("FAIL[crash]") == 2
-
-
-@pytest.mark.slow
 def test_gpu_bench_times_every_stage_and_setting(tmp_path):
-    """benchmarks/gpu_bench.py (CPU smoke mode, kernels in the interpreter): the per-launch stage
+    """yolo_lat.bench.kernels (CPU smoke mode, kernels in the interpreter): the per-launch stage
     rows and the settings sweep call the kernels' real entry points, so a renamed stage function
     or tuning constant fails here and not on the GPU, where the run is short and costly."""
     out = tmp_path / "bench.json"
     environment = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, "benchmarks/gpu_bench.py", "--part", "ours", "--smoke", "--sections", "stages,tuning"]
+    args = [sys.executable, "-m", "yolo_lat.bench.kernels", "--part", "ours", "--smoke", "--sections", "stages,tuning"]
     result = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT,
                             env=environment)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -217,9 +186,9 @@ def test_gpu_bench_times_every_stage_and_setting(tmp_path):
 
 
 def _bench_tuning():
-    """``TUNING`` of benchmarks/gpu_bench.py, read from its source (importing it would swap in a
-    checkout ``yolo_lat`` for the rest of this process)."""
-    tree = ast.parse((ROOT / "benchmarks" / "gpu_bench.py").read_text())
+    """``TUNING`` of yolo_lat.bench.kernels, read from its source (importing it would import the
+    kernels, in whatever interpreter mode this process has)."""
+    tree = ast.parse((ROOT / "yolo_lat" / "bench" / "kernels.py").read_text())
     (value,) = [n.value for n in tree.body if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "TUNING"]
     return ast.literal_eval(value)
 
@@ -263,11 +232,11 @@ def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
 
 @pytest.mark.slow
 def test_launch_overhead_times_every_eager_entry_point(tmp_path):
-    """benchmarks/launch_overhead.py: kernels built for sm_90, the C launcher stubbed; every row is
+    """yolo_lat.bench.launch_overhead: kernels built for sm_90, the C launcher stubbed; every row is
     timed, as a multiple of the minimal launch measured in the same run (the first row), and no
     kernel reads a constant that Triton would re-check on every launch (cuda_ops/const.py)."""
     out = tmp_path / "launch.json"
-    result = _run(["benchmarks/launch_overhead.py", "--calls", "20", "--repeats", "1", "--out", str(out)])
+    result = _run(["-m", "yolo_lat.bench.launch_overhead", "--calls", "20", "--repeats", "1", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 8

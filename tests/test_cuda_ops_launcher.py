@@ -1,8 +1,8 @@
 """cuda_ops/launcher.py: a direct launch is the launch Triton's own path would make.
 
-The kernels are compiled for sm_90 with ``compile_check``'s stand-in driver and Triton's C
+The kernels are compiled for sm_90 with ``yolo_lat.bench.compile_check``'s stand-in driver and Triton's C
 launcher records its calls instead of launching (no GPU here). For each call below, the launch
-that Triton's binding makes (``YOLO_LAT_DIRECT_LAUNCH`` off) and the one the direct path makes must
+that Triton's binding makes (the ``direct_launch`` setting off) and the one the direct path makes must
 name the same compiled kernel, grid and arguments; regular calls must skip Triton's binding, and
 irregular ones (an unaligned tensor, an int Triton specializes differently) must go through it.
 Runs in a subprocess: the rest of the suite uses the Triton interpreter.
@@ -20,16 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _SCRIPT = r"""
 import json, sys
-sys.path.insert(0, "benchmarks")
 import torch
-from compile_check import _HopperStandIn
 from triton.compiler.compiler import CompiledKernel
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
-from _checkout import use_checkout
+from yolo_lat.bench.compile_check import HopperStandIn
 
-use_checkout()
-driver.set_active(_HopperStandIn())
+driver.set_active(HopperStandIn())
 LAUNCHES, BINDINGS = [], []
 CompiledKernel._init_handles = lambda self: None
 CompiledKernel.function = None
@@ -40,6 +37,7 @@ def counted(self, *args, **kwargs):
     return bind(self, *args, **kwargs)
 JITFunction.run = counted
 
+from yolo_lat import settings
 from yolo_lat.cuda_ops import launcher
 from yolo_lat.cuda_ops.bidirectional import bidirectional_output
 from yolo_lat.cuda_ops.causal import causal_forward
@@ -54,7 +52,7 @@ def describe(launch):
     return {"kernel": id(kernel), "grid": list(grid), "args": shown, "own metadata": metadata, "stream": args[3]}
 
 def run(call, direct):
-    launcher.ENABLED = direct
+    settings.configure(direct_launch=direct)
     del LAUNCHES[:], BINDINGS[:]
     call()
     return [describe(launch) for launch in LAUNCHES], list(BINDINGS)
@@ -133,13 +131,38 @@ def test_direct_launch_is_the_launch_triton_makes(tmp_path):
     assert kernels["short bf16"].isdisjoint(kernels["short, channel-first"])  # a unit stride moved
 
 
-def test_direct_launches_can_be_switched_off():
-    code = "from yolo_lat.cuda_ops import launcher; print(launcher.ENABLED)"
-    for value, expected in (("0", "False"), ("1", "True"), (None, "True")):
-        env = {k: v for k, v in os.environ.items() if k != "YOLO_LAT_DIRECT_LAUNCH"}
-        env.update({} if value is None else {"YOLO_LAT_DIRECT_LAUNCH": value})
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
-        assert result.stdout.strip() == expected, (value, result.stderr[-2000:])
+_DEFAULTS = """
+from yolo_lat import settings
+import yolo_lat.cuda_ops as cuda_ops
+current = settings.get()
+print(current.kernels, current.direct_launch, current.interpreter, cuda_ops.INTERPRETED)
+"""
+
+
+def test_environment_variables_give_the_defaults():
+    """YOLO_LAT_KERNELS, YOLO_LAT_DIRECT_LAUNCH and TRITON_INTERPRET give the settings' defaults in a
+    fresh process (cuda_ops takes the interpreter setting when imported); a bad kernels value names
+    the variable."""
+    names = ("YOLO_LAT_KERNELS", "YOLO_LAT_DIRECT_LAUNCH", "TRITON_INTERPRET")
+    cases = [
+        ({}, "auto True False False"),
+        ({"YOLO_LAT_DIRECT_LAUNCH": "0"}, "auto False False False"),
+        ({"YOLO_LAT_DIRECT_LAUNCH": "1", "YOLO_LAT_KERNELS": " Triton "}, "triton True False False"),
+        ({"YOLO_LAT_KERNELS": "", "TRITON_INTERPRET": "1"}, "auto True True True"),
+        ({"YOLO_LAT_KERNELS": "torch"}, "torch True False False"),
+    ]
+    for values, expected in cases:
+        env = {k: v for k, v in os.environ.items() if k not in names}
+        result = subprocess.run(
+            [sys.executable, "-c", _DEFAULTS], capture_output=True, text=True, cwd=ROOT, env={**env, **values}
+        )
+        assert result.stdout.strip() == expected, (values, result.stderr[-2000:])
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    result = subprocess.run(
+        [sys.executable, "-c", _DEFAULTS], capture_output=True, text=True, cwd=ROOT, env={**env, names[0]: "cuda"}
+    )
+    assert result.returncode != 0
+    assert "YOLO_LAT_KERNELS must be one of auto, torch, triton; got 'cuda'" in result.stderr
 
 
 def test_host_code_launches_directly_and_avoids_triton_cdiv():
@@ -147,7 +170,8 @@ def test_host_code_launches_directly_and_avoids_triton_cdiv():
     triton.cdiv (a ConstexprFunction: about 2 us per call on the host, Triton 3.8)."""
     import re
 
-    for name in ("bidirectional", "causal", "decode", "ops", "dispatch", "buffers"):
+    names = ("bidirectional", "bidirectional_backward", "causal", "causal_backward", "decode", "ops", "dispatch")
+    for name in (*names, "buffers"):
         text = (ROOT / "cuda_ops" / f"{name}.py").read_text()
         assert "triton.cdiv(" not in text, name
         bare = re.findall(r"^\s+(_\w+_kernel)\[", text, flags=re.M)

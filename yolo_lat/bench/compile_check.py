@@ -10,12 +10,15 @@ speed that needs no GPU, used to compare kernel variants before a GPU run times 
 
 Usage::
 
-    python benchmarks/compile_check.py                      # the default matrix
-    python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
-    python benchmarks/compile_check.py --kernels 0 --dtypes bfloat16 --dims 64x64 --ir
-    # with the H200 image's Triton (3.6.0) instead of the installed one:
+    python -m yolo_lat.bench.compile_check                      # the default matrix
+    python -m yolo_lat.bench.compile_check --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
+    python -m yolo_lat.bench.compile_check --kernels 0 --dtypes bfloat16 --dims 64x64 --ir
+    # with another Triton release (for example the one on the GPU machine) instead of the installed one:
     pip install --target /tmp/triton36 triton==3.6.0
-    PYTHONPATH=/tmp/triton36 python benchmarks/compile_check.py --registers
+    PYTHONPATH=/tmp/triton36 python -m yolo_lat.bench.compile_check --registers
+
+:class:`HopperStandIn` and :func:`install_compile_only` also serve ``yolo_lat.bench.launch_overhead``
+and the launcher test, which compile for sm_90 the same way.
 
 Prints one line per (configuration, operation) and exits non-zero if any compile failed.
 """
@@ -30,21 +33,25 @@ import sys
 import tempfile
 import time
 
-if os.environ.get("TRITON_INTERPRET") == "1":
-    sys.exit("compile_check.py compiles real kernels: unset TRITON_INTERPRET")
-
 import torch
-from _checkout import use_checkout
+from triton import knobs
 from triton.backends.compiler import GPUTarget
 from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
-use_checkout()
+from yolo_lat import settings
+from yolo_lat.cuda_ops.bidirectional import attend_short, bidirectional_forward
+from yolo_lat.cuda_ops.bidirectional_backward import bidirectional_backward
+from yolo_lat.cuda_ops.buffers import feature_count
+from yolo_lat.cuda_ops.causal import causal_forward
+from yolo_lat.cuda_ops.causal_backward import causal_backward
+from yolo_lat.cuda_ops.decode import decode_step
 
+#: ``(kernel name, compiled kernel)`` of every compilation since it was last cleared.
 COMPILED: list = []
 
 
-class _HopperStandIn:
+class HopperStandIn:
     """Just enough of a Triton driver to compile for sm_90 without a GPU."""
 
     def get_current_target(self):
@@ -60,11 +67,13 @@ class _HopperStandIn:
         return torch.device("cpu")
 
 
-def _install_compile_only() -> None:
-    from yolo_lat.cuda_ops import launcher
-
-    driver.set_active(_HopperStandIn())
-    launcher.ENABLED = False  # every call must reach Triton's binding: the kernels are compiled, never launched
+def install_compile_only() -> None:
+    """Compile for sm_90 from now on: the stand-in driver, direct launches off (every call must reach
+    Triton's binding), and every launch turned into a compile recorded in :data:`COMPILED`."""
+    if settings.get().interpreter:
+        raise RuntimeError("compiling for sm_90 needs real kernels: turn the interpreter setting off")
+    driver.set_active(HopperStandIn())
+    settings.configure(direct_launch=False)
     run = JITFunction.run
 
     def compile_only(self, *args, grid, warmup, **kwargs):
@@ -77,8 +86,6 @@ def _install_compile_only() -> None:
 
 def _register_report(kernel) -> str:
     """``ptxas -v`` of the kernel's PTX: registers and spill bytes."""
-    from triton import knobs
-
     ptxas = knobs.nvidia.ptxas.path
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as handle:
         handle.write(kernel.asm["ptx"])
@@ -135,13 +142,8 @@ def ir_report(kernel) -> str:
     return f"{_register_report(kernel)} smem {shared}B bar.sync {barriers} | {loop_text}"
 
 
-def _operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: int) -> dict:
+def operations(kernel_id: int, dtype: torch.dtype, head_dim: int, value_dim: int) -> dict:
     """The launches of every fused operation for one configuration, as zero-argument callables."""
-    from yolo_lat.cuda_ops.bidirectional import attend_short, bidirectional_backward, bidirectional_forward
-    from yolo_lat.cuda_ops.buffers import feature_count
-    from yolo_lat.cuda_ops.causal import causal_backward, causal_forward
-    from yolo_lat.cuda_ops.decode import decode_step
-
     q, k = (torch.randn(1, 2, 100, head_dim, dtype=dtype) for _ in range(2))
     v = torch.randn(1, 2, 100, value_dim, dtype=dtype)
     features = feature_count(head_dim, kernel_id)
@@ -177,8 +179,8 @@ def compile_matrix(
     for kernel_id in kernel_ids:
         for dtype_name in dtypes:
             for head_dim, value_dim in dims:
-                operations = _operations(kernel_id, getattr(torch, dtype_name), head_dim, value_dim)
-                for name, operation in operations.items():
+                launches = operations(kernel_id, getattr(torch, dtype_name), head_dim, value_dim)
+                for name, operation in launches.items():
                     label = f"kernel {kernel_id} {dtype_name:8s} D={head_dim:3d} Dv={value_dim:3d} {name}"
                     begin, COMPILED[:] = time.perf_counter(), []
                     try:
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registers", action="store_true", help="report registers and spills (ptxas -v)")
     parser.add_argument("--ir", action="store_true", help="report registers, shared memory and per-loop IR costs")
     args = parser.parse_args(argv)
-    _install_compile_only()
+    install_compile_only()
     dims = [tuple(int(x) for x in pair.split("x")) for pair in args.dims.split(",")]
     kernel_ids = [int(x) for x in args.kernels.split(",")]
     failures = compile_matrix(kernel_ids, args.dtypes.split(","), dims, args.registers, args.ir)

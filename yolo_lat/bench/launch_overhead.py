@@ -1,17 +1,17 @@
 """Host-side cost of the fused ops' eager calls, measured on a machine without a GPU.
 
 An eager decode step or a short attention is bound by its Python side (checks, allocations,
-Triton's argument binding), not by the GPU: the first H200 run measured 84 us for an eager decode
-step whose kernel and launch take 7.6 us under CUDA-graph replay. That Python side runs the same
+Triton's argument binding), not by the GPU (compare an eager decode step with its CUDA-graph replay
+in ``benchmarks/results/gpu_bench.json``). That Python side runs the same
 without a GPU, so this script measures it here: the kernels are compiled for sm_90 with
-``compile_check``'s stand-in driver, and the C launcher is replaced by a no-op, so each call
-does everything but the launch itself. Times are reported as multiples of a minimal Triton launch
+:mod:`yolo_lat.bench.compile_check`'s stand-in driver, and the C launcher is replaced by a no-op,
+so each call does everything but the launch itself. Times are reported as multiples of a minimal Triton launch
 (one pointer argument) timed in the same run; absolute microseconds of this CPU are in the JSON
 too, for reference only.
 
 Usage::
 
-    python benchmarks/launch_overhead.py --out benchmarks/results/launch_overhead_cpu.json
+    python -m yolo_lat.bench.launch_overhead --out benchmarks/results/launch_overhead_cpu.json
 
 Prints one table, then the number of module-level globals Triton re-checks on every launch of
 each kernel that ran, and writes JSON.
@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-if os.environ.get("TRITON_INTERPRET") == "1":
-    sys.exit("launch_overhead.py measures compiled launches: unset TRITON_INTERPRET")
-
 import torch
 import triton
 import triton.language as tl
-from _checkout import use_checkout
-from compile_check import _HopperStandIn
 from triton.compiler.compiler import CompiledKernel
 from triton.runtime.driver import driver
+from triton.runtime.jit import JITFunction
 
-use_checkout()
+from yolo_lat import settings
+from yolo_lat.bench.compile_check import HopperStandIn
+from yolo_lat.cuda_ops import bidirectional, causal, decode, dispatch
+from yolo_lat.cuda_ops.bidirectional import bidirectional_forward, bidirectional_output
+from yolo_lat.cuda_ops.causal import causal_forward
+from yolo_lat.cuda_ops.decode import decode_step
+from yolo_lat.ela import ELAState, backend, ela_attention, ela_step, get_kernel
 
 
 @triton.jit
@@ -47,7 +48,9 @@ def _minimal_kernel(x_ptr):
 
 def _stub_launcher() -> None:
     """Compile for sm_90 without a GPU and make every launch a no-op after the Python side."""
-    driver.set_active(_HopperStandIn())
+    if settings.get().interpreter:
+        raise RuntimeError("timing compiled launches needs real kernels: turn the interpreter setting off")
+    driver.set_active(HopperStandIn())
     CompiledKernel._init_handles = lambda self: None
     CompiledKernel.function = None
     CompiledKernel.run = property(lambda self: lambda *args: None)
@@ -57,15 +60,13 @@ def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[tuple[str, bool], 
     """Best time per call of each entry, in us, with direct launches on and off: ``repeats``
     rounds, each timing ``n_calls`` calls of every (entry, mode) in turn (interleaved, so a slow
     spell of the machine hits all entries alike)."""
-    from yolo_lat.cuda_ops import launcher
-
     for fn in calls.values():
         fn()  # compile
     best = {(name, direct): float("inf") for name in calls for direct in (True, False)}
     for _ in range(repeats):
         for name, direct in best:
             fn = calls[name]
-            with launcher.enabled(direct):
+            with settings.override(direct_launch=direct):
                 begin = time.perf_counter()
                 for _ in range(n_calls):
                     fn()
@@ -75,12 +76,6 @@ def _best_us(calls: dict, n_calls: int, repeats: int) -> dict[tuple[str, bool], 
 
 def _calls() -> dict:
     """The eager entry points, as zero-argument callables (bf16, D = Dv = 64, Hadamard Exp)."""
-    from yolo_lat.cuda_ops import dispatch
-    from yolo_lat.cuda_ops.bidirectional import bidirectional_forward, bidirectional_output
-    from yolo_lat.cuda_ops.causal import causal_forward
-    from yolo_lat.cuda_ops.decode import decode_step
-    from yolo_lat.ela import ELAState, backend, ela_attention, ela_step, get_kernel
-
     dispatch._device_reason = lambda *tensors: None  # the tensors are on the CPU: accept them
     backend._on_gpu = lambda q: True  # and send the public entry points to the fused kernels
     kernel = get_kernel("hadamard_exp")
@@ -104,10 +99,6 @@ def _calls() -> dict:
 def checked_globals() -> dict[str, int]:
     """Per kernel launched so far: module-level names Triton re-checks on every launch of it
     (0 when the kernels read their constants as ``const.NAME``, see ``cuda_ops/const.py``)."""
-    from triton.runtime.jit import JITFunction
-
-    from yolo_lat.cuda_ops import bidirectional, causal, decode
-
     kernels = {}
     for module in (bidirectional, causal, decode):
         for name, value in vars(module).items():
@@ -140,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "method": f"best of {args.repeats} interleaved rounds of {args.calls} eager calls per entry; Triton's C "
         "launcher stubbed (no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run; "
         "each entry with cuda_ops' direct launches (host_us) and through Triton's own binding on every call "
-        "(YOLO_LAT_DIRECT_LAUNCH=0, *_triton_binding)",
+        "(direct_launch=False, *_triton_binding)",
         "torch": torch.__version__,
         "triton": triton.__version__,
         "rows": rows,

@@ -11,7 +11,7 @@ Parts (``--part``):
   the output-only forward in one launch and in three (up to 4k), the decode step (eager and graph
   replay, two context lengths), each launch of the forwards
   timed on its own (stages), a small sweep of launch settings (programs per multiprocessor,
-  warps, scan rows); against plain-PyTorch ELA (``YOLO_LAT_KERNELS=torch``) and torch SDPA
+  warps, scan rows); against plain-PyTorch ELA (the ``kernels='torch'`` setting) and torch SDPA
   (FlashAttention).
 * ``fla``: fla's chunked linear attention (``fla.ops.linear_attn.chunk_linear_attn``,
   normalised) at the causal shapes, forward and forward + backward. Run separately: its Triton
@@ -20,9 +20,9 @@ Parts (``--part``):
 
 Usage::
 
-    python benchmarks/gpu_bench.py --part ours --out $OUT/gpu_bench.json
-    python benchmarks/gpu_bench.py --part fla --out $OUT/gpu_bench_fla.json
-    python benchmarks/gpu_bench.py --part summary --out $OUT/gpu_bench.json --fla $OUT/gpu_bench_fla.json
+    python -m yolo_lat.bench.kernels --part ours --out $OUT/gpu_bench.json
+    python -m yolo_lat.bench.kernels --part fla --out $OUT/gpu_bench_fla.json
+    python -m yolo_lat.bench.kernels --part summary --out $OUT/gpu_bench.json --fla $OUT/gpu_bench_fla.json
 """
 
 from __future__ import annotations
@@ -36,9 +36,15 @@ import sys
 import time
 import traceback
 
-from _checkout import use_checkout
+import torch
+import torch.nn.functional as F
+import triton
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from triton.runtime.autotuner import Autotuner
 
-use_checkout()
+from yolo_lat import settings
+from yolo_lat.cuda_ops import _common, bidirectional, bidirectional_backward, causal, causal_backward, ela_step_fused
+from yolo_lat.ela import ela_attention, ela_step, get_kernel
 
 BATCH, HEADS, DIM = 1, 8, 64
 BIDIRECTIONAL_LENGTHS = (1024, 4096, 16384, 65536, 262144)
@@ -53,24 +59,8 @@ SHORT_COMPARE_MAX = 4096  # one-launch vs three-launch rows up to this length
 DEVICE = "cuda"
 
 
-@contextlib.contextmanager
-def kernels_env(value: str):
-    saved = os.environ.get("YOLO_LAT_KERNELS")
-    os.environ["YOLO_LAT_KERNELS"] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("YOLO_LAT_KERNELS", None)
-        else:
-            os.environ["YOLO_LAT_KERNELS"] = saved
-
-
 def timed(fn, *, graph: bool = False, grad_to_none=None) -> float:
     """Median milliseconds of ``fn`` (or of replaying a CUDA graph of it)."""
-    import torch
-    import triton
-
     if DEVICE == "cpu":  # smoke test of the script: a host clock
         fn()
         samples = []
@@ -123,8 +113,6 @@ class Rows:
 
 def copy_bandwidth() -> float:
     """GB/s of a device-to-device copy of 1 GiB (bytes read + written)."""
-    import torch
-
     src = torch.empty(1 << (12 if DEVICE == "cpu" else 29), dtype=torch.float16, device=DEVICE).normal_()
     dst = torch.empty_like(src)
     ms = timed(lambda: dst.copy_(src))
@@ -132,8 +120,6 @@ def copy_bandwidth() -> float:
 
 
 def _qkv(length: int, dtype, requires_grad: bool = False, heads: int = HEADS, dim: int = DIM):
-    import torch
-
     return [
         torch.randn(BATCH, heads, length, dim, device=DEVICE, dtype=dtype).requires_grad_(requires_grad)
         for _ in range(3)
@@ -155,41 +141,34 @@ def _train(fn, grad, *args, **kwargs):
 
 
 def _ela(q, k, v, **options):
-    from yolo_lat.ela import ela_attention
-
     return ela_attention(q, k, v, scale=q.shape[-1] ** -0.5, **options)
 
 
 def _sdpa(q, k, v, causal=False):
-    import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
 def _bidirectional_rows(rows: Rows, dtype) -> None:
-    from yolo_lat.cuda_ops import launcher
-
     for length in BIDIRECTIONAL_LENGTHS:
         q, k, v = _qkv(length, dtype)
         io = 4 * BATCH * HEADS * length * DIM * 2
         ela_flops = 4 * BATCH * HEADS * length * DIM * (DIM + 1)
         sdpa_flops = 4 * BATCH * HEADS * length * length * DIM
-        with kernels_env("triton"):
+        with settings.override(kernels="triton"):
             rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, flops=ela_flops)
             if length <= GRAPH_MAX:
                 rows.add("bidirectional forward", "fused", length, _call(_ela, q, k, v), bytes_moved=io, graph=True)
-                with launcher.enabled(False):  # the eager host cost that cuda_ops/launcher.py removes
+                with settings.override(direct_launch=False):  # the eager host cost that direct launches remove
                     rows.add("bidirectional forward", "fused, Triton binding", length, _call(_ela, q, k, v),
                              bytes_moved=io)  # fmt: skip
         if length <= SHORT_COMPARE_MAX:  # the output-only forward in one launch or three, side by side
             for impl, short_keys in (("fused 1 launch", length), ("fused 3 launches", 0)):
-                with kernels_env("triton"), _short_keys(short_keys):
+                with settings.override(kernels="triton"), _short_keys(short_keys):
                     for graph in (False, True):
                         rows.add("bidirectional forward", impl, length, _call(_ela, q, k, v), bytes_moved=io,
                                  graph=graph)  # fmt: skip
-        with kernels_env("torch"):
+        with settings.override(kernels="torch"):
             rows.add("bidirectional forward", "torch ELA", length, _call(_ela, q, k, v), bytes_moved=io)
         rows.add("bidirectional forward", "SDPA flash", length, _call(_sdpa, q, k, v), bytes_moved=io, flops=sdpa_flops)
         if length <= GRAPH_MAX:
@@ -199,7 +178,7 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
         grad = q.detach().clone().normal_()
         io = 8 * BATCH * HEADS * length * DIM * 2  # q k v out + dout dq dk dv
         for impl, env in (("fused", "triton"), ("torch ELA", "torch")):
-            with kernels_env(env):
+            with settings.override(kernels=env):
                 rows.add("bidirectional fwd+bwd", impl, length, _train(_ela, grad, q, k, v), bytes_moved=io,
                          grad_to_none=[q, k, v])  # fmt: skip
         rows.add("bidirectional fwd+bwd", "SDPA flash", length, _train(_sdpa, grad, q, k, v), bytes_moved=io,
@@ -209,8 +188,6 @@ def _bidirectional_rows(rows: Rows, dtype) -> None:
 @contextlib.contextmanager
 def _short_keys(value: int):
     """Route output-only forwards of up to ``value`` keys to the one-launch kernel."""
-    from yolo_lat.cuda_ops import bidirectional
-
     saved = bidirectional.SHORT_KEYS
     bidirectional.SHORT_KEYS = value
     try:
@@ -221,8 +198,6 @@ def _short_keys(value: int):
 
 def _vision_rows(rows: Rows) -> None:
     """The vision blocks' layout: (B, heads, N, D) views of a (B, 3C, H, W) 1x1-conv output, fp16."""
-    import torch
-
     for side, channels, heads in ((80, 256, 8), (160, 128, 4)) if DEVICE == "cuda" else ((8, 64, 2),):
         fmap = torch.randn(BATCH, 3 * channels, side, side, device=DEVICE, dtype=torch.float16)
         pixels = side * side
@@ -230,14 +205,12 @@ def _vision_rows(rows: Rows) -> None:
         io = 4 * BATCH * channels * pixels * 2
         for impl, env in (("fused", "triton"), ("torch ELA", "torch")):
             for graph in (False, True):
-                with kernels_env(env):
+                with settings.override(kernels=env):
                     rows.add("vision NCHW views fp16", impl, pixels, _call(_ela, q, k, v), bytes_moved=io,
                              graph=graph, shape=f"{side}x{side}x{channels} heads={heads}")  # fmt: skip
 
 
 def _causal_rows(rows: Rows, dtype) -> None:
-    import torch
-
     for length in CAUSAL_LENGTHS:
         q, k, v = _qkv(length, dtype, requires_grad=True)
         grad = q.detach().clone().normal_()
@@ -245,7 +218,7 @@ def _causal_rows(rows: Rows, dtype) -> None:
         io_training = 8 * BATCH * HEADS * length * DIM * 2
         implementations = [("fused", "triton")] + ([("torch ELA", "torch")] if length <= TORCH_CAUSAL_MAX else [])
         for impl, env in implementations:
-            with kernels_env(env):
+            with settings.override(kernels=env):
                 with torch.no_grad():
                     rows.add("causal forward", impl, length, _call(_ela, q, k, v, causal=True), bytes_moved=io_forward)
                 rows.add("causal fwd+bwd", impl, length, _train(_ela, grad, q, k, v, causal=True),
@@ -258,26 +231,21 @@ def _causal_rows(rows: Rows, dtype) -> None:
 
 def _decode_rows(rows: Rows, dtype) -> None:
     """One decode step at B=8, H=16, D=64 after contexts of two lengths (the state does not grow)."""
-    import torch
-
-    from yolo_lat.cuda_ops import ela_step_fused, launcher
-    from yolo_lat.ela import ela_step, get_kernel
-
     kern = get_kernel("hadamard_exp")
     scale = DIM**-0.5
     for context in DECODE_CONTEXTS:
         q, k, v = (torch.randn(8, 16, context, DIM, device=DEVICE, dtype=dtype) for _ in range(3))
-        with kernels_env("triton"), torch.no_grad():
+        with settings.override(kernels="triton"), torch.no_grad():
             _, state = _ela(q, k, v, causal=True, return_state=True)
         step = [torch.randn(8, 16, DIM, device=DEVICE, dtype=dtype) for _ in range(3)]
         state_bytes = 2 * state.nbytes
         for graph in (False, True):
             rows.add("decode step B=8 H=16", "fused", context, _call(ela_step_fused, *step, state, kern, scale),
                      bytes_moved=state_bytes, graph=graph)  # fmt: skip
-            with kernels_env("torch"):
+            with settings.override(kernels="torch"):
                 rows.add("decode step B=8 H=16", "torch ELA", context, _call(ela_step, *step, state, scale=scale),
                          bytes_moved=state_bytes, graph=graph)  # fmt: skip
-        with launcher.enabled(False):  # every launch through Triton's binding
+        with settings.override(direct_launch=False):  # every launch through Triton's binding
             rows.add("decode step B=8 H=16", "fused, Triton binding", context,
                      _call(ela_step_fused, *step, state, kern, scale), bytes_moved=state_bytes)  # fmt: skip
 
@@ -285,28 +253,26 @@ def _decode_rows(rows: Rows, dtype) -> None:
 def _stage_rows(rows: Rows, dtype) -> None:
     """Each launch of the bidirectional and causal forwards timed on its own (stage sums where a
     stage rewrites its input in place): which part is off the copy floor."""
-    from yolo_lat.cuda_ops import bidirectional as bi
-    from yolo_lat.cuda_ops import causal
-
     scale = DIM**-0.5
     for length in STAGE_LENGTHS:
         q, k, v = _qkv(length, dtype)
         bh = BATCH * HEADS
         qkv_bytes = BATCH * HEADS * length * DIM * 2  # one of q, k, v, out
-        _, rows_per_part = bi._slices(length, bh, q.device)
-        parts = bi.fold_key_slices(k, v, 0, scale, rows_per_part)
+        _, rows_per_part = bidirectional.sequence_slices(length, bh, q.device)
+        parts = bidirectional.fold_key_slices(k, v, 0, scale, rows_per_part)
         state_bytes = parts[0].numel() * 4
-        state = bi.combine_slices(*parts, BATCH, HEADS)
+        state = bidirectional.combine_slices(*parts, BATCH, HEADS)
         section = "bidirectional fwd stages"
-        rows.add(section, "1 key slices", length, _call(bi.fold_key_slices, k, v, 0, scale, rows_per_part),
+        fold, combine = bidirectional.fold_key_slices, bidirectional.combine_slices
+        rows.add(section, "1 key slices", length, _call(fold, k, v, 0, scale, rows_per_part),
                  bytes_moved=2 * qkv_bytes + state_bytes)  # fmt: skip
-        rows.add(section, "2 combine", length, _call(bi.combine_slices, *parts, BATCH, HEADS), bytes_moved=state_bytes)
-        rows.add(section, "3 readout", length, _call(bi.read_out, q, *state, 0, scale, dtype),
+        rows.add(section, "2 combine", length, _call(combine, *parts, BATCH, HEADS), bytes_moved=state_bytes)
+        rows.add(section, "3 readout", length, _call(bidirectional.read_out, q, *state, 0, scale, dtype),
                  bytes_moved=2 * qkv_bytes)  # fmt: skip
         block_t = causal.chunk_length(DIM, DIM)
         chunk_bytes = bh * -(-length // block_t) * DIM * DIM * 4  # one float32 state per chunk
         section = "causal fwd stages"
-        rows.add(section, "1 chunk states", length, _call(bi.fold_key_slices, k, v, 0, scale, block_t, block_t),
+        rows.add(section, "1 chunk states", length, _call(fold, k, v, 0, scale, block_t, block_t),
                  bytes_moved=2 * qkv_bytes + chunk_bytes)  # fmt: skip
         rows.add(section, "1+2 and scan", length, _call(causal.chunk_states, k, v, None, None, None, 0, scale),
                  bytes_moved=2 * qkv_bytes + 3 * chunk_bytes)  # fmt: skip
@@ -316,8 +282,6 @@ def _stage_rows(rows: Rows, dtype) -> None:
 
 
 def _no_grad():
-    import torch
-
     return torch.no_grad()
 
 
@@ -328,20 +292,23 @@ TUNING = (
     ("bidirectional", "bidirectional", "READOUT_PROGRAMS_PER_SM", (2, 4, 8)),
     ("bidirectional", "warps", "_state_partial_kernel", (4, 8)),
     ("bidirectional", "warps", "_readout_kernel", (4, 8)),
-    ("bidirectional training", "bidirectional", "QUERY_GRAD_PROGRAMS_PER_SM", (1, 2)),
+    ("bidirectional training", "bidirectional_backward", "QUERY_GRAD_PROGRAMS_PER_SM", (1, 2)),
     ("causal", "causal", "SCAN_ROWS", (2, 4, 8)),
     ("causal", "warps", "_chunk_output_kernel", (4, 8)),
     ("causal training", "warps", "_chunk_grad_kernel", (4, 8)),
-    ("causal training", "causal", "SPLIT_GRAD", (False, True)),
+    ("causal training", "causal_backward", "SPLIT_GRAD", (False, True)),
 )
+
+
+#: The modules named in :data:`TUNING`.
+_TUNED_MODULES = {
+    module.__name__.rpartition(".")[2]: module
+    for module in (bidirectional, bidirectional_backward, causal, causal_backward)
+}
 
 
 def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
     """A small sweep of the launch settings; a skipped one is reported."""
-    import importlib
-
-    from yolo_lat.cuda_ops import _common
-
     for mode, where, name, values in TUNING:
         if time.perf_counter() > deadline:
             print(json.dumps({"skipped": f"tuning of {name} (time budget)"}), flush=True)
@@ -350,7 +317,7 @@ def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
         length = SWEEP_LENGTHS["causal" if causal else "bidirectional"]
         q, k, v = _qkv(length, dtype, requires_grad=training)
         grad = q.detach().clone().normal_()
-        module = None if where == "warps" else importlib.import_module(f"yolo_lat.cuda_ops.{where}")
+        module = None if where == "warps" else _TUNED_MODULES[where]
         default = _common.WARPS.get(name) if module is None else getattr(module, name)
         for value in values:
             if module is None:
@@ -358,7 +325,7 @@ def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
             else:
                 setattr(module, name, value)
             run = _train(_ela, grad, q, k, v, causal=True) if training else _call(_ela, q, k, v, causal=causal)
-            with kernels_env("triton"), _no_grad() if not training else contextlib.nullcontext():
+            with settings.override(kernels="triton"), _no_grad() if not training else contextlib.nullcontext():
                 rows.add(f"tuning {mode}", f"{name}={value}", length, run, grad_to_none=[q, k, v] if training else None)
         if module is None:
             _common.WARPS.pop(name, None)
@@ -369,7 +336,6 @@ def _tuning_rows(rows: Rows, dtype, deadline: float) -> None:
 def bench_ours(out_path: str, budget_s: float, only: set[str] | None = None) -> dict:
     """All rows of the fused kernels and their PyTorch competitors (or the sections named in
     ``only``); writes ``out_path``."""
-    import torch
 
     begin = time.perf_counter()
     dtype = torch.bfloat16
@@ -396,7 +362,7 @@ def bench_ours(out_path: str, budget_s: float, only: set[str] | None = None) -> 
             torch.cuda.empty_cache()
     device_name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (smoke test)"
     result = {"device": device_name, "torch": torch.__version__,
-              "triton": __import__("triton").__version__, "copy_GBps": round(copy_gbps, 1),
+              "triton": triton.__version__, "copy_GBps": round(copy_gbps, 1),
               "shape": {"B": BATCH, "H": HEADS, "D": DIM, "dtype": "bfloat16"},
               "seconds": round(time.perf_counter() - begin, 1), "rows": rows.rows}  # fmt: skip
     with open(out_path, "w") as handle:
@@ -414,8 +380,6 @@ def _limit_fla_autotuning(max_configs: int = 6) -> int:
     fla autotunes up to 48 configurations per kernel; compiling them all takes minutes on a fresh
     machine, more than this run may spend. Returns the number of autotuners changed.
     """
-    from triton.runtime.autotuner import Autotuner
-
     changed = 0
     for name, module in list(sys.modules.items()):
         if not name.startswith("fla."):
@@ -434,11 +398,9 @@ def _limit_fla_autotuning(max_configs: int = 6) -> int:
 
 def bench_fla(out_path: str) -> dict:
     """fla's normalised chunked linear attention at the causal shapes; writes ``out_path``."""
-    import torch
-
     result = {"rows": []}
     try:
-        from fla.ops.linear_attn import chunk_linear_attn
+        from fla.ops.linear_attn import chunk_linear_attn  # optional: the device script installs it from a wheel
 
         result["fla"] = getattr(__import__("fla"), "__version__", "unknown")
         result["autotuners_limited"] = _limit_fla_autotuning()
