@@ -19,11 +19,11 @@ from .bidirectional import bidirectional_forward, bidirectional_output
 from .causal import causal_forward
 from .decode import decode_step
 from .ops import KERNEL_IDS, ela_bidirectional, ela_causal, ela_decode_step
+from .verified import variant, verified_variants
 
 __all__ = [
     "SUPPORTED_DIMS",
     "SUPPORTED_DTYPES",
-    "UNVERIFIED_ON_GPU",
     "ela_dispatch",
     "ela_step_fused",
     "unsupported_reason",
@@ -33,18 +33,6 @@ __all__ = [
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SUPPORTED_DIMS = (16, 32, 64, 128)
 _BUILTIN = {id(getattr(_kernels, name)): name for name in KERNEL_IDS}
-
-#: Variants that failed the last GPU correctness run (``benchmarks/results/gpu_check.json``: wrong
-#: key/value gradients and illegal memory accesses) and whose fix has only been checked under
-#: Triton's interpreter and compiled for sm_90, never run on a GPU (see docs/gpu-kernels.md). On
-#: CUDA the default (``kernels='auto'``) sends them to PyTorch; ``kernels='triton'`` runs them
-#: (that is how ``tests/test_gpu_kernels.py`` exercises them). Empty this set once a GPU run passes.
-UNVERIFIED_ON_GPU = frozenset(
-    (name, dtype)
-    for name in ("sum_sq_euclid", "sub_sq_euclid", "modulated_dot")
-    for dtype in (torch.float16, torch.bfloat16)
-)
-
 
 def _device_reason(q: Tensor, k: Tensor, v: Tensor) -> str | None:
     # (written for a decode step's budget: one device object, no set)
@@ -109,16 +97,23 @@ def unsupported_reason(
     return None
 
 
-def unverified_reason(kernel_name: str, dtype: torch.dtype, device: torch.device) -> str | None:
-    """Why the default dispatch keeps a supported variant off the GPU kernels (``None``: it does not).
+def unverified_reason(
+    op: str, kernel_name: str, dtype: torch.dtype, head_dim: int, grad: bool, device: torch.device
+) -> str | None:
+    """Why the default dispatch keeps a supported call off the fused kernels on CUDA: its variant
+    (:func:`~yolo_lat.cuda_ops.verified.variant`) has not passed a GPU check of the current kernel
+    source (``None``: it has, or the tensors are not on CUDA).
 
     Example:
-        >>> unverified_reason("sum_sq_euclid", torch.bfloat16, torch.device("cuda"))
-        "sum_sq_euclid in torch.bfloat16 (not yet verified on a GPU; kernels='triton' runs it)"
+        >>> unverified_reason("decode", "hadamard_exp", torch.float16, 64, False, torch.device("cpu")) is None
+        True
     """
-    if device.type != "cuda" or (kernel_name, dtype) not in UNVERIFIED_ON_GPU:
+    if device.type != "cuda":
         return None
-    return f"{kernel_name} in {dtype} (not yet verified on a GPU; kernels='triton' runs it)"
+    name = variant(op, kernel_name, str(dtype), head_dim, grad)
+    if name in verified_variants():
+        return None
+    return f"{name} (no GPU check has passed it with the current kernel source; kernels='triton' runs it)"
 
 
 def _decline(reason: str, strict: bool) -> None:
@@ -166,23 +161,24 @@ def ela_dispatch(
         >>> out = ela_dispatch(q, k, v, get_kernel("hadamard_exp"), False, None, 0.125, False, None)  # doctest: +SKIP
     """
     reason = unsupported_reason(q, k, v, kernel, key_padding_mask, initial_state)
+    initial = (None,) * 3 if initial_state is None else (initial_state.S, initial_state.C, initial_state.shift)
+    grad = _wants_grad(q, k, v, *initial)
     if reason is None and not strict:
-        reason = unverified_reason(kernel.name, q.dtype, q.device)
+        op = "causal" if causal else "bidirectional"
+        reason = unverified_reason(op, kernel.name, q.dtype, q.shape[-1], grad, q.device)
     if reason is not None:
         _decline(reason, strict)
         return None
     kernel_id = KERNEL_IDS[kernel.name]
     factor = 1.0 if scale is None else float(scale)
     if causal:
-        initial = (None,) * 3 if initial_state is None else (initial_state.S, initial_state.C, initial_state.shift)
-        grad = _wants_grad(q, k, v, *initial)
         save_residual = v.dtype != torch.float32 and grad
         launch = causal_forward if not grad and _without_ops(q, k, v, *initial) else ela_causal
         result = launch(q, k, v, *initial, kernel_id, factor, save_residual)
         out, state_s, state_c, state_shift = result[:4]
         tokens = q.shape[2] + (0 if initial_state is None else initial_state.tokens)
     else:
-        without_ops = not _wants_grad(q, k, v) and _without_ops(q, k, v)
+        without_ops = not grad and _without_ops(q, k, v)
         if without_ops and not return_state:
             return bidirectional_output(q, k, v, kernel_id, factor)
         launch = bidirectional_forward if without_ops else ela_bidirectional
@@ -223,7 +219,7 @@ def ela_step_fused(
     if reason is None and _wants_grad(q, k, v, *(() if state is None else (state.S, state.C))):
         reason = "gradients through a decode step"  # (the launch below needs no autograd)
     if reason is None and not strict:
-        reason = unverified_reason(kernel.name, q.dtype, q.device)
+        reason = unverified_reason("decode", kernel.name, q.dtype, q.shape[-1], False, q.device)
     if reason is not None:
         _decline(reason, strict)
         return None

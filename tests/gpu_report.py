@@ -18,6 +18,10 @@ The file is rewritten after every case (an outer time limit keeps what ran) and 
                   "passed": .., "errors": {...}, "torch_path_errors": {...}, "checks": {...},
                   "seconds": .., "nodeid": .., ...}, ...]}
 
+Beside it, ``verified.json`` records which fused variants passed on a GPU for the current kernel
+source (:mod:`yolo_lat.cuda_ops.verified`); committed as ``cuda_ops/verified.json`` it makes them
+the CUDA default.
+
 Example (the device script's call)::
 
     python -m pytest -m gpu -n 8 --timeout 120 tests/test_gpu_kernels.py --gpu-report $OUT/gpu_check.json
@@ -191,10 +195,19 @@ class _Writer:
 
     def write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        staged = self.path.with_name(self.path.name + ".tmp")
         record = {"summary": self.summary(), "results": list(self.results.values())}
-        staged.write_text(json.dumps(record, indent=1, default=str))
-        staged.replace(self.path)
+        _write_json(self.path, record)
+        # imported here: importing yolo_lat.cuda_ops fixes the interpreter setting for the process,
+        # which the kernel tests of other modules set first
+        from yolo_lat.cuda_ops.verified import verified_record
+
+        _write_json(self.path.with_name("verified.json"), verified_record(record["results"]))
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    staged = path.with_name(path.name + ".tmp")
+    staged.write_text(json.dumps(record, indent=1, default=str))
+    staged.replace(path)
 
 
 def _version(package: str) -> str | None:

@@ -395,23 +395,86 @@ def test_backend_choice_on_cuda(monkeypatch):
         assert backend._fused(on_cuda, "no_such_entry_point") is None
 
 
-def test_variants_that_failed_on_a_gpu_stay_off_it_by_default():
-    """The linear-domain kernels in float16/bfloat16 failed the last H200 check
-    (benchmarks/results/gpu_check.json); until a GPU run passes, auto dispatch keeps them in
-    PyTorch on CUDA, while the interpreter (CPU) and float32 / Hadamard Exp still run fused."""
-    from yolo_lat.cuda_ops.dispatch import UNVERIFIED_ON_GPU, unverified_reason
+def test_on_cuda_only_variants_a_gpu_check_passed_run_fused(monkeypatch):
+    """The default consults the verified record with the call's variant; a variant not in it (or any
+    variant after the kernel source changed) runs PyTorch on CUDA; the interpreter (CPU) is not gated."""
+    from yolo_lat.cuda_ops import dispatch
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
-    for name in ("sum_sq_euclid", "sub_sq_euclid", "modulated_dot"):
-        for dtype in (torch.float16, torch.bfloat16):
-            assert (name, dtype) in UNVERIFIED_ON_GPU
-            assert "not yet verified on a GPU" in unverified_reason(name, dtype, cuda)
-            assert unverified_reason(name, dtype, cpu) is None
-        assert unverified_reason(name, torch.float32, cuda) is None
-    assert all(unverified_reason("hadamard_exp", dtype, cuda) is None for dtype in (torch.float16, torch.bfloat16))
-    q, k, v = _inputs(1, 1, 8, 8, 16, 16, torch.bfloat16, grad=False)
-    out = ela_dispatch(q, k, v, get_kernel("sum_sq_euclid"), False, None, None, False, None)
-    assert out is not None and out.shape == (1, 1, 8, 16)  # interpreter tensors: not gated
+    monkeypatch.setattr(dispatch, "verified_variants", lambda: frozenset({"causal/hadamard_exp/float16/D64/forward"}))
+    assert dispatch.unverified_reason("causal", "hadamard_exp", torch.float16, 64, False, cuda) is None
+    reason = dispatch.unverified_reason("causal", "hadamard_exp", torch.float16, 64, True, cuda)
+    assert reason.startswith("causal/hadamard_exp/float16/D64/backward (no GPU check has passed it")
+    assert dispatch.unverified_reason("causal", "sum_sq_euclid", torch.bfloat16, 32, True, cpu) is None
+
+    seen = []
+
+    def recording(*args):
+        seen.append(args[:5])
+        return "not verified"
+
+    monkeypatch.setattr(dispatch, "unverified_reason", recording)
+    q, k, v = _inputs(1, 1, 8, 8, 16, 32, torch.bfloat16, grad=True)
+    assert ela_dispatch(q, k, v, get_kernel("sum_sq_euclid"), True, None, None, False, None) is None
+    with torch.no_grad():
+        assert ela_dispatch(q, k, v, get_kernel("modulated_dot"), False, None, None, False, None) is None
+        assert ela_step_fused(q[:, :, 0], k[:, :, 0], v[:, :, 0], None, get_kernel("hadamard_exp"), None) is None
+    assert seen == [
+        ("causal", "sum_sq_euclid", torch.bfloat16, 16, True),
+        ("bidirectional", "modulated_dot", torch.bfloat16, 16, False),
+        ("decode", "hadamard_exp", torch.bfloat16, 16, False),
+    ]
+    out = ela_dispatch(q, k, v, get_kernel("sum_sq_euclid"), True, None, None, False, None, strict=True)
+    assert out.shape == (1, 1, 8, 32)  # kernels='triton' (strict) runs it regardless
+
+
+def test_the_verified_record_is_written_by_the_check_and_tied_to_the_kernel_source(tmp_path):
+    from yolo_lat.cuda_ops import verified
+
+    def result(status, device="NVIDIA H200", **case):
+        case = {"op": "bidirectional", "kernel": "hadamard_exp", "dtype": "float16", "dim": 64, **case}
+        return {"case": case, "status": status, "device": device}
+
+    results = [
+        result("pass"),
+        result("pass", length=4097),
+        result("pass", op="causal", forward_only=True),
+        result("fail", op="causal", dtype="bfloat16"),  # a failed case withholds its variants...
+        result("pass", op="causal", dtype="bfloat16", length=77),  # ...even when another case passed
+        result("crash", op="decode", kernel="modulated_dot"),
+        result("pass", op="decode", dim=32),
+        result("pass", op="aot", dim=32),  # the TensorRT kernel is not dispatched
+        result("pass", dtype="float32", device="cpu (Triton interpreter)"),  # the interpreter verifies nothing
+    ]
+    record = verified.verified_record(results)
+    assert record["verified"] == [
+        "bidirectional/hadamard_exp/float16/D64/backward",
+        "bidirectional/hadamard_exp/float16/D64/forward",
+        "causal/hadamard_exp/float16/D64/forward",
+        "decode/hadamard_exp/float16/D32/forward",
+    ]
+    assert record["not_verified"] == [
+        "causal/hadamard_exp/bfloat16/D64/backward",
+        "causal/hadamard_exp/bfloat16/D64/forward",
+        "decode/modulated_dot/float16/D64/forward",
+    ]
+    assert record["devices"] == ["NVIDIA H200"] and record["source_sha256"] == verified.source_hash()
+
+    file = tmp_path / "verified.json"
+    file.write_text(__import__("json").dumps(record))
+    assert verified.verified_variants(file) == frozenset(record["verified"])
+    stale = tmp_path / "stale.json"
+    stale.write_text(__import__("json").dumps({**record, "source_sha256": "0" * 64}))
+    assert verified.verified_variants(stale) == frozenset()  # written for other kernel source
+    assert verified.verified_variants(tmp_path / "missing.json") == frozenset()
+
+    copy = tmp_path / "kernels"
+    copy.mkdir()
+    for source in verified.RECORD.parent.glob("*.py"):
+        (copy / source.name).write_bytes(source.read_bytes())
+    assert verified.source_hash(copy) == verified.source_hash()
+    (copy / "causal.py").write_text((copy / "causal.py").read_text() + "\n# changed\n")
+    assert verified.source_hash(copy) != verified.source_hash()
 
 
 @pytest.mark.parametrize("op", ["bidirectional", "causal_initial", "decode"])
