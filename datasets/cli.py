@@ -1,9 +1,10 @@
 """Handlers of ``yolo-lat data synth|check|download`` and their argument tables.
 
 Run as ``yolo-lat data SUBMODE key=value ...`` or ``python -m yolo_lat.datasets.cli SUBMODE key=value ...``;
-``--help`` after a submode lists its arguments (the dispatcher and help are :mod:`yolo_lat.cli`). ``check``
-exits with status 1 when the dataset has a fatal problem; a bad argument raises
-:class:`yolo_lat.args.ArgumentError` (exit status 2 from the command line).
+``--help`` after a submode lists its arguments (the dispatcher and help are :mod:`yolo_lat.cli`). As everywhere
+in ``yolo-lat``, bad input exits with status 2: ``check`` on a dataset with a fatal problem (the same status
+``train``/``val`` give for it), ``download`` when the recipe is missing, refused or did not produce the data, and
+a bad argument (:class:`yolo_lat.args.ArgumentError`).
 
 Example:
     >>> from yolo_lat.datasets.cli import main
@@ -106,7 +107,7 @@ def synth(settings: dict[str, Any]) -> int:
 
 
 def check(settings: dict[str, Any]) -> int:
-    """``yolo-lat data check``: validate a dataset; prints the report, returns 1 when it has fatal problems.
+    """``yolo-lat data check``: validate a dataset; prints the report, returns 2 when it has fatal problems.
 
     Args:
         settings: :data:`CHECK_DEFAULTS` with the given values.
@@ -127,7 +128,7 @@ def check(settings: dict[str, Any]) -> int:
         max_images=settings["max_images"] or None,
     )
     print(report.summary(settings["limit"]))
-    return 0 if report.ok else 1
+    return 0 if report.ok else 2
 
 
 def download(settings: dict[str, Any]) -> int:
@@ -149,7 +150,7 @@ def download(settings: dict[str, Any]) -> int:
         root = download_dataset(settings["data"], force=settings["force"])
     except DatasetError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2
     print(f"dataset ready: {root}")
     return 0
 
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     Example:
         >>> main(["check", "data=coco"])  # doctest: +SKIP
-        1
+        2
     """
     return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])
 

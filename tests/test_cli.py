@@ -176,6 +176,9 @@ def test_model_commands_check_the_splits_they_use(tmp_path, monkeypatch):
         def train(self, **overrides):
             calls.append(overrides)
 
+        def check_train(self, **overrides):  # YOLOLAT's checks before any data is prepared: none here
+            pass
+
         val = train
 
     monkeypatch.setattr(model, "validate_dataset", validate)

@@ -66,7 +66,7 @@ def test_missing_key_names_the_key_and_file(dataset, remove, expected, capsys):
     _edit_yaml(dataset, **{remove: None})
     report = validate_dataset(dataset)
     assert _messages(report, "error") == [f"error: {dataset}: {expected}"]
-    assert data_cli.main(["check", f"data={dataset}"]) == 1
+    assert data_cli.main(["check", f"data={dataset}"]) == 2
     printed = capsys.readouterr().out
     assert f"error: {dataset}: {expected}" in printed and "NOT USABLE" in printed
     with pytest.raises(DatasetError, match="missing key"):
@@ -232,7 +232,7 @@ def test_check_subprocess_exit_status_and_message(dataset):
         text=True,
         env=env,
     )
-    assert run.returncode == 1, run.stderr
+    assert run.returncode == 2, run.stderr
     assert f"{dataset.parent / 'labels' / 'val' / '000001.txt'}:1: class id 7 out of range" in run.stdout
 
 

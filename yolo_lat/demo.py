@@ -5,6 +5,10 @@ validate it (mAP table); predict on Ultralytics' ``bus.jpg`` and on a validation
 annotated images; export to ONNX (custom ``yolo_lat::ELA`` form) and predict with ONNX Runtime;
 benchmark YOLO-LAT-n against YOLO12n and YOLO26n (CPU, interleaved). Sized to finish in under ten
 minutes on two CPU cores; every output lands under ``project`` (default ``runs/demo``).
+
+The benchmark measures with the machine's CPU threads (torch's count when the demo starts), whatever
+the steps before it left: Ultralytics lowers the count for the whole process when it selects a
+device, and sets ``OMP_NUM_THREADS=1`` when imported before torch.
 """
 
 from __future__ import annotations
@@ -12,6 +16,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+
+import torch  # first: torch reads OMP_NUM_THREADS when imported, and importing Ultralytics sets it to 1
+from ultralytics.utils import ASSETS
+
+from yolo_lat.bench import models as bench
+from yolo_lat.datasets.synth import ensure_dataset
+from yolo_lat.models import YOLOLAT
 
 DEFAULTS: dict[str, Any] = {
     "project": "runs/demo",
@@ -47,13 +58,41 @@ class _Steps:
         print(f"\n=== yolo-lat demo, step {self.index}/{self.total} ({elapsed:.0f} s so far): {text}", flush=True)
 
 
+def benchmark(settings: dict[str, Any], project: Path, threads: int) -> dict[str, Any]:
+    """The demo's benchmark step on ``threads`` CPU threads (the count is restored afterwards); returns its record.
+
+    Args:
+        settings: the demo settings (``device``).
+        project: the demo's output folder (the benchmark writes ``benchmark.json``/``.md`` there).
+        threads: torch CPU threads to measure with: the machine's, taken when the demo started.
+
+    Example:
+        >>> benchmark(DEFAULTS, Path("runs/demo"), threads=2)  # doctest: +SKIP
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        record = bench.run(
+            {
+                **bench.DEFAULTS,
+                "imgsz": [320, 640],
+                "formats": ["pytorch", "onnx"],
+                "budget": 4.0,
+                "project": str(project),
+                "name": "benchmark",
+                "device": settings["device"],
+            }
+        )
+    finally:
+        torch.set_num_threads(before)
+    print(bench.markdown(record))
+    bench.write(record, str(project), "benchmark")
+    return record
+
+
 def run(settings: dict[str, Any]) -> dict[str, Any]:
     """Run the demo; returns a summary dict (paths and figures)."""
-    from ultralytics.utils import ASSETS
-
-    from yolo_lat import YOLOLAT
-    from yolo_lat.datasets.synth import ensure_dataset
-
+    threads = torch.get_num_threads()  # the machine's count (see the module docstring), for the benchmark step
     project = Path(settings["project"]).resolve()
     step = _Steps(6 if settings["benchmark"] else 5)
     summary: dict[str, Any] = {}
@@ -129,21 +168,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
 
     if settings["benchmark"]:
         step("benchmark YOLO-LAT-n vs YOLO12n vs YOLO26n (CPU, PyTorch and ONNX Runtime, interleaved)")
-        from yolo_lat.bench import models as bench
-
-        record = bench.run(
-            {
-                **bench.DEFAULTS,
-                "imgsz": [320, 640],
-                "formats": ["pytorch", "onnx"],
-                "budget": 4.0,
-                "project": str(project),
-                "name": "benchmark",
-                "device": settings["device"],
-            }
-        )
-        print(bench.markdown(record))
-        bench.write(record, str(project), "benchmark")
+        benchmark(settings, project, threads)
     print(f"\n=== yolo-lat demo done in {time.perf_counter() - step.started:.0f} s; everything is in {project}")
     for key, value in summary.items():
         print(f"  {key}: {value}")

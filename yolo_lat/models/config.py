@@ -22,6 +22,8 @@ from ultralytics.utils import YAML
 
 from yolo_lat.cfg import CFG_DIR
 
+from .checks import ModelError, check_model_config, explain_yaml
+
 __all__ = ["resolve_model_yaml"]
 
 _SCALED_STEM = re.compile(r"^(?P<base>.+)-(?P<scale>[nslmx])$")
@@ -39,6 +41,7 @@ def resolve_model_yaml(model: str | Path) -> dict[str, Any]:
 
     Raises:
         ValueError: ``model`` is not a ``.yaml``/``.yml`` name, or names a scale its YAML lacks.
+        ModelError: the YAML is not valid YAML or not a model (:func:`~yolo_lat.models.checks.check_model_config`).
         FileNotFoundError: no YAML of that name exists here or in Ultralytics.
 
     Example:
@@ -62,10 +65,16 @@ def resolve_model_yaml(model: str | Path) -> dict[str, Any]:
         candidates.append(CFG_DIR / path.name)
         found = next((candidate for candidate in candidates if candidate.is_file()), None)
         if found is None:
-            return yaml_model_load(path)  # Ultralytics' own names; raises FileNotFoundError if unknown
+            config = yaml_model_load(path)  # Ultralytics' own names; raises FileNotFoundError if unknown
+            check_model_config(config, config.get("yaml_file", path))
+            return config
         if found.name == path.name:
             scale = ""  # the name itself exists: its suffix is part of the name, not a scale
-    config = YAML.load(found)
+    try:
+        config = YAML.load(found)
+    except ValueError:  # a YAML syntax error or a top level that is not a mapping
+        raise ModelError(explain_yaml(found)) from None
+    check_model_config(config, found)
     scales = config.get("scales") or {}
     if scale and scale not in scales:
         if found != path:

@@ -13,6 +13,7 @@ finds a loadable one) and keeps the AMP check and plot fonts offline
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from torch import nn
 from ultralytics.engine import trainer as ultralytics_trainer
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.nn.tasks import DetectionModel
+from ultralytics.utils import LOGGER
 
 import yolo_lat.nn  # noqa: F401  (importing it registers the YOLO-LAT blocks with Ultralytics)
 
@@ -98,16 +100,27 @@ def _publish(staging: Path, destination: Path) -> None:
 
 @contextlib.contextmanager
 def _atomic_strip_optimizer() -> Iterator[None]:
-    """Make Ultralytics' end-of-training ``strip_optimizer`` write a staged file and rename it."""
+    """Make Ultralytics' end-of-training ``strip_optimizer`` write a staged file and rename it.
+
+    Ultralytics' own log line would name the staged file, which no longer exists afterwards; it is
+    replaced by one that names the final file (warnings still show).
+    """
     original = ultralytics_trainer.strip_optimizer
 
     def strip_atomically(f: str | Path = "best.pt", s: str = "", updates: dict[str, Any] | None = None):
         target = Path(s or f)
         staged = target.with_name(f".{target.name}{_STAGING}")
+        level = LOGGER.level
         try:
-            result = original(f, s=str(staged), updates=updates)
+            LOGGER.setLevel(max(level, logging.WARNING))
+            try:
+                result = original(f, s=str(staged), updates=updates)
+            finally:
+                LOGGER.setLevel(level)
             if staged.exists():
                 os.replace(staged, target)
+                saved_as = f", saved as {target}" if s else ""
+                LOGGER.info(f"Optimizer stripped from {f}{saved_as} ({target.stat().st_size / 1e6:.1f} MB)")
             return result
         finally:
             staged.unlink(missing_ok=True)
