@@ -25,10 +25,17 @@ Severity, and why:
 - **note**: an empty label file, or an image without a label file: a background image with no objects.
 
 Example:
+    >>> import tempfile
     >>> from yolo_lat.datasets.checks import validate_dataset
-    >>> report = validate_dataset("runs/data/shapes/data.yaml")
-    >>> report.ok, report.splits["val"].images
-    (True, 100)
+    >>> from yolo_lat.datasets.synth import generate
+    >>> data_yaml = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False)
+    >>> report = validate_dataset(data_yaml)
+    >>> report.ok, report.splits["train"].images, report.splits["val"].images
+    (True, 4, 2)
+    >>> _ = (data_yaml.parent / "labels" / "val" / "000001.txt").write_text("7 0.5 0.5 0.2 0.2\\n")
+    >>> report = validate_dataset(data_yaml, splits=["val"])
+    >>> report.ok, report.errors[0].line, report.errors[0].problem
+    (False, 1, 'class id 7 out of range: the YAML has 6 classes (ids 0-5)')
 """
 
 from __future__ import annotations
@@ -147,9 +154,13 @@ class DatasetReport:
         issues: Every problem, in the order found.
 
     Example:
-        >>> report = validate_dataset("runs/data/shapes/data.yaml")
-        >>> print(report.summary())  # doctest: +ELLIPSIS
-        dataset runs/data/shapes/data.yaml ...
+        >>> import tempfile
+        >>> from yolo_lat.datasets.synth import generate
+        >>> data_yaml = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False)
+        >>> print(validate_dataset(data_yaml, splits=["val"]).summary())  # doctest: +ELLIPSIS
+        dataset .../data.yaml (root ..., 6 classes)
+          val: 2 images, 2 label files (0 empty), 0 without labels, 0 corrupt (skipped), 0 with bad labels, ... objects
+        result: OK (0 errors, 0 warnings, 0 notes)
     """
 
     data_yaml: str
@@ -285,8 +296,10 @@ def dataset_root(data: dict[str, Any], yaml_file: Path) -> Path:
         The root folder (which may not exist).
 
     Example:
-        >>> dataset_root({"path": "coco"}, Path("coco.yaml"))  # doctest: +SKIP
-        PosixPath('/home/me/datasets/coco')
+        >>> dataset_root({}, Path("/data/shapes/data.yaml"))
+        PosixPath('/data/shapes')
+        >>> dataset_root({"path": "coco"}, Path("coco.yaml")) == (ultralytics_datasets_dir() / "coco").resolve()
+        True
     """
     root = Path(data.get("path") or yaml_file.parent)
     if not root.exists() and not root.is_absolute():
@@ -397,9 +410,12 @@ def load_data_yaml(data: str | Path) -> tuple[dict[str, Any], Path]:
         DatasetError: The YAML cannot be found or read, or a required key is missing.
 
     Example:
-        >>> data, root = load_data_yaml("runs/data/shapes/data.yaml")
-        >>> data["names"][0]
-        'circle'
+        >>> import tempfile
+        >>> data_yaml = Path(tempfile.mkdtemp()) / "data.yaml"
+        >>> _ = data_yaml.write_text("train: images/train\\nval: images/val\\nnames: [circle, square]\\n")
+        >>> data, root = load_data_yaml(data_yaml)
+        >>> data["names"], root == data_yaml.parent
+        ({0: 'circle', 1: 'square'}, True)
     """
     report = DatasetReport(str(data))
     found = _read_yaml(report, data)
@@ -432,9 +448,12 @@ def validate_dataset(
         A :class:`DatasetReport`; ``report.ok`` is False when there is a fatal problem.
 
     Example:
-        >>> report = validate_dataset("runs/data/shapes", splits=["val"])
-        >>> report.ok, list(report.splits)
-        (True, ['val'])
+        >>> import tempfile
+        >>> from yolo_lat.datasets.synth import generate
+        >>> root = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False).parent
+        >>> report = validate_dataset(root, splits=["val"])
+        >>> report.ok, list(report.splits), report.splits["val"].images
+        (True, ['val'], 2)
     """
     report = DatasetReport(str(data))
     found = _read_yaml(report, data)

@@ -7,8 +7,12 @@ in ``yolo-lat``, bad input exits with status 2: ``check`` on a dataset with a fa
 a bad argument (:class:`yolo_lat.args.ArgumentError`).
 
 Example:
+    >>> import tempfile
     >>> from yolo_lat.datasets.cli import main
-    >>> main(["synth", "path=runs/data/shapes", "n=64", "n_val=16", "seed=1"])  # doctest: +SKIP
+    >>> path = tempfile.mkdtemp()
+    >>> main(["synth", f"path={path}", "n=4", "n_val=2", "imgsz=64", "preview=False"])  # doctest: +ELLIPSIS
+    wrote 6 images (4 train, 2 val) in ... s
+    data: .../data.yaml
     0
 """
 
@@ -82,7 +86,10 @@ def synth(settings: dict[str, Any]) -> int:
         The exit status.
 
     Example:
-        >>> synth({**SYNTH_DEFAULTS, "n": 64, "n_val": 16})  # doctest: +SKIP
+        >>> import tempfile
+        >>> synth({**SYNTH_DEFAULTS, "path": tempfile.mkdtemp(), "n": 4, "n_val": 2, "imgsz": 64})  # doctest: +ELLIPSIS
+        wrote 6 images (4 train, 2 val) in ... s
+        data: .../data.yaml
         0
     """
     options = {k: v for k, v in settings.items() if k not in ("path", "n", "n_val", "imgsz", "seed", "preview")}
@@ -116,7 +123,12 @@ def check(settings: dict[str, Any]) -> int:
         The exit status.
 
     Example:
-        >>> check({**CHECK_DEFAULTS, "data": "runs/data/shapes"})  # doctest: +SKIP
+        >>> import tempfile
+        >>> root = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False).parent
+        >>> check({**CHECK_DEFAULTS, "data": str(root), "splits": ["val"]})  # doctest: +ELLIPSIS
+        dataset .../data.yaml (root ..., 6 classes)
+          val: 2 images, 2 label files (0 empty), ...
+        result: OK (0 errors, 0 warnings, 0 notes)
         0
     """
     if not settings["data"]:
@@ -141,7 +153,8 @@ def download(settings: dict[str, Any]) -> int:
         The exit status.
 
     Example:
-        >>> download({**DOWNLOAD_DEFAULTS, "data": "coco"})  # doctest: +SKIP
+        >>> download({**DOWNLOAD_DEFAULTS, "data": "coco"})  # fetches COCO over the internet  # doctest: +SKIP
+        dataset ready: /home/me/datasets/coco
         0
     """
     if not settings["data"]:
@@ -159,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     """``yolo-lat data`` with ``argv`` (the words after ``data``); returns the exit status (:func:`yolo_lat.cli.main`).
 
     Example:
-        >>> main(["check", "data=coco"])  # doctest: +SKIP
+        >>> import tempfile
+        >>> main(["check", f"data={tempfile.mkdtemp()}/missing.yaml"])  # doctest: +ELLIPSIS
+        dataset .../missing.yaml
+        errors (1):
+          error: ...: dataset YAML '...missing.yaml' not found (tried ...); built-in YAMLs: coco.yaml
+        result: NOT USABLE: fix the errors above (1 errors, 0 warnings, 0 notes)
         2
     """
     return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])

@@ -17,9 +17,13 @@ version this project pins):
   module writes.
 
 Example:
-    >>> from yolo_lat.datasets.coco_json import evaluate_predictions
-    >>> evaluate_predictions("runs/detect/val/predictions.json", "shapes/annotations/instances_val.json")["map50_95"]
-    0.61...
+    >>> from yolo_lat.datasets.coco_json import evaluate_predictions, image_id_for
+    >>> image = {"id": image_id_for("images/val/000001.jpg"), "width": 64, "height": 64}
+    >>> box = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 20], "area": 400, "iscrowd": 0}
+    >>> truth = {"images": [image], "annotations": [box], "categories": [{"id": 1, "name": "circle"}]}
+    >>> hit = {"image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 20], "score": 0.9}
+    >>> round(evaluate_predictions([hit], truth)["map50_95"], 3)
+    1.0
 """
 
 from __future__ import annotations
@@ -70,8 +74,13 @@ def read_yolo_boxes(label_file: str | Path) -> list[tuple[int, float, float, flo
         One ``(class_index, cx, cy, w, h)`` tuple per row.
 
     Example:
-        >>> read_yolo_boxes("shapes/labels/val/000001.txt")[0]
-        (3, 0.41875, 0.5, 0.2125, 0.2)
+        >>> import tempfile
+        >>> label = Path(tempfile.mkdtemp()) / "000001.txt"
+        >>> _ = label.write_text("3 0.5 0.5 0.25 0.2\\n0 0.25 0.25 0.75 0.25 0.5 0.75\\n")  # a box, a triangle
+        >>> read_yolo_boxes(label)
+        [(3, 0.5, 0.5, 0.25, 0.2), (0, 0.5, 0.5, 0.5, 0.5)]
+        >>> read_yolo_boxes(label.with_name("000002.txt"))  # no label file: a background image
+        []
     """
     path = Path(label_file)
     if not path.is_file():
@@ -111,9 +120,18 @@ def yolo_to_coco(
         ``[x_min, y_min, w, h]`` pixels clipped to the image, ``area = w * h``, ``iscrowd = 0``.
 
     Example:
-        >>> coco = yolo_to_coco(sorted(Path("shapes/images/val").glob("*.jpg")), ["circle", "square"])
-        >>> coco["images"][0]["id"], coco["categories"][0]
-        (1, {'id': 1, 'name': 'circle', 'supercategory': 'object'})
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for folder in ("images", "labels"):
+        ...     (root / folder).mkdir()
+        >>> Image.new("RGB", (200, 100)).save(root / "images" / "000007.jpg")
+        >>> _ = (root / "labels" / "000007.txt").write_text("1 0.5 0.5 0.2 0.4\\n")
+        >>> coco = yolo_to_coco([root / "images" / "000007.jpg"], ["circle", "square"])
+        >>> coco["images"][0]
+        {'id': 7, 'file_name': '000007.jpg', 'width': 200, 'height': 100}
+        >>> coco["annotations"][0]["category_id"], coco["annotations"][0]["bbox"], coco["categories"][1]
+        (2, [80.0, 30.0, 40.0, 40.0], {'id': 2, 'name': 'square', 'supercategory': 'object'})
     """
     if sizes is None:
         from PIL import Image  # header read only; the pixels are not decoded
@@ -162,8 +180,12 @@ def write_coco_annotations(data_yaml: str | Path, split: str = "val", out: str |
         The path written.
 
     Example:
-        >>> write_coco_annotations("shapes/data.yaml").name
-        'instances_val.json'
+        >>> import tempfile
+        >>> from yolo_lat.datasets.synth import generate
+        >>> data_yaml = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False)
+        >>> out = write_coco_annotations(data_yaml, split="train")
+        >>> out.relative_to(data_yaml.parent).as_posix(), len(json.loads(out.read_text())["images"])
+        ('annotations/instances_train.json', 4)
     """
     data, root = load_data_yaml(data_yaml)
     files = split_image_files(root, data[split])
@@ -205,8 +227,17 @@ def evaluate_predictions(
             mismatched id conventions), or for an unknown backend.
 
     Example:
-        >>> evaluate_predictions("runs/detect/val/predictions.json", "shapes/annotations/instances_val.json")
-        {'map50_95': 0.61..., 'map50': 0.9..., ...}
+        >>> images = [{"id": i, "width": 64, "height": 64} for i in (1, 2)]
+        >>> boxes = [{"id": i, "image_id": i, "category_id": 1, "bbox": [8, 8, 20, 20], "area": 400, "iscrowd": 0}
+        ...          for i in (1, 2)]
+        >>> truth = {"images": images, "annotations": boxes, "categories": [{"id": 1, "name": "circle"}]}
+        >>> hit = {"image_id": 1, "category_id": 1, "bbox": [8, 8, 20, 20], "score": 0.9}
+        >>> result = evaluate_predictions([hit], truth)  # image 2 has no prediction: half the objects are missed
+        >>> round(result["map50"], 3), result["map_large"], result["images"], result["detections"]
+        (0.505, -1.0, 2.0, 1.0)
+        >>> evaluate_predictions([{**hit, "image_id": 99}], truth)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ValueError: 1 prediction image id(s) are not in the annotations (first: 99); ...
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: use one of {', '.join(BACKENDS)}")

@@ -7,7 +7,7 @@ the resolved dataset root (the YAML is the user's own file, run because the user
 
 Example:
     >>> from yolo_lat.datasets.download import download_dataset
-    >>> download_dataset("coco")  # doctest: +SKIP
+    >>> download_dataset("coco")  # fetches COCO over the internet  # doctest: +SKIP
     PosixPath('/home/me/datasets/coco')
 """
 
@@ -57,7 +57,12 @@ def download_dataset(data: str | Path, force: bool = False) -> Path:
         DatasetError: No recipe, ``YOLO_OFFLINE`` is set, or the paths are still missing after the recipe.
 
     Example:
-        >>> download_dataset("coco")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from yolo_lat.datasets.synth import generate
+        >>> data_yaml = generate(tempfile.mkdtemp(), n_train=1, n_val=1, imgsz=64, seed=0, preview=False)
+        >>> download_dataset(data_yaml) == data_yaml.parent  # train and val are in place: nothing is fetched
+        True
+        >>> download_dataset("coco")  # fetches COCO over the internet  # doctest: +SKIP
         PosixPath('/home/me/datasets/coco')
     """
     parsed, root = load_data_yaml(data)

@@ -98,8 +98,16 @@ def split_image_files(root: Path, value: str | list[str]) -> list[Path]:
         FileNotFoundError: A source path does not exist.
 
     Example:
-        >>> len(split_image_files(Path("runs/data/shapes"), "images/val"))
-        100
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()).resolve()
+        >>> for name in ("images/val/b.png", "images/val/a.jpg", "images/val/sub/c.jpg", "images/val/notes.txt"):
+        ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
+        ...     (root / name).touch()
+        >>> [f.relative_to(root).as_posix() for f in split_image_files(root, "images/val")]
+        ['images/val/a.jpg', 'images/val/b.png', 'images/val/sub/c.jpg']
+        >>> _ = (root / "val.txt").write_text("./images/val/b.png\\n")
+        >>> [f.relative_to(root).as_posix() for f in split_image_files(root, "val.txt")]
+        ['images/val/b.png']
     """
     suffixes, files = image_suffixes(), []
     for source in split_sources(root, value):

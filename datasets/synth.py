@@ -22,10 +22,11 @@ Layout (Ultralytics YOLO; numeric file stems so ``image_id = int(stem)`` as Ultr
     <path>/preview.png                    a grid of val images with their boxes
 
 Example:
+    >>> import tempfile
     >>> from yolo_lat.datasets.synth import generate
-    >>> data_yaml = generate("runs/data/shapes", n_train=400, n_val=100, imgsz=160, seed=0)
-    >>> data_yaml.name
-    'data.yaml'
+    >>> data_yaml = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False)
+    >>> data_yaml.name, sorted(f.name for f in (data_yaml.parent / "labels" / "val").iterdir())
+    ('data.yaml', ['000001.txt', '000002.txt'])
 """
 
 from __future__ import annotations
@@ -136,8 +137,11 @@ def write_preview(root: Path, split: str = "val", count: int = 16, columns: int 
         The path of the preview image.
 
     Example:
-        >>> write_preview(Path("runs/data/shapes")).name
-        'preview.png'
+        >>> import tempfile
+        >>> root = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=0, preview=False).parent
+        >>> preview = write_preview(root)
+        >>> preview.name, cv2.imread(str(preview)).shape  # one row of four 64-pixel tiles, each with a 2-pixel border
+        ('preview.png', (66, 264, 3))
     """
     files = sorted((root / "images" / split).glob("*.*"))[:count]
     tiles, side = [], 0
@@ -192,9 +196,12 @@ def generate(
         ValueError: A setting out of range. FileExistsError: ``path`` holds something else.
 
     Example:
-        >>> data_yaml = generate("runs/data/shapes", n_train=64, n_val=16, imgsz=128, seed=1)
+        >>> import tempfile
+        >>> data_yaml = generate(tempfile.mkdtemp(), n_train=4, n_val=2, imgsz=64, seed=1)
         >>> sorted(p.name for p in data_yaml.parent.iterdir())
         ['annotations', 'data.yaml', 'images', 'labels', 'preview.png']
+        >>> len(list((data_yaml.parent / "images" / "train").iterdir())), yaml.safe_load(data_yaml.read_text())["val"]
+        (4, 'images/val')
     """
     unknown = set(options) - set(SynthSettings.__dataclass_fields__)
     if unknown:
@@ -257,8 +264,16 @@ def ensure_dataset(path: str | Path = DEFAULT_PATH, **settings: Any) -> Path:
         Path of ``<path>/data.yaml``.
 
     Example:
-        >>> ensure_dataset("runs/data/shapes", n_train=400, seed=0).name  # generates on the first call only
-        'data.yaml'
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp()
+        >>> data_yaml = ensure_dataset(path, n_train=4, n_val=2, imgsz=64, preview=False)  # generated
+        >>> _ = data_yaml.write_text(data_yaml.read_text() + "# kept\\n")
+        >>> again = ensure_dataset(path, n_train=4, n_val=2, imgsz=64, preview=False)  # same settings: kept
+        >>> again.read_text().endswith("# kept\\n")
+        True
+        >>> other = ensure_dataset(path, n_train=4, n_val=2, imgsz=64, seed=1, preview=False)  # other seed: made again
+        >>> other.read_text().endswith("# kept\\n")
+        False
     """
     preview = settings.pop("preview", True)
     wanted = asdict(SynthSettings(**settings))

@@ -13,9 +13,13 @@ With ``decode``, images are also decoded in full (``check_image`` reads headers 
 pixel data.
 
 Example:
+    >>> import tempfile
+    >>> from yolo_lat.datasets.synth import generate
     >>> from yolo_lat.datasets.verify import check_pair
-    >>> check_pair(Path("runs/data/shapes/images/val/000001.jpg"), nc=6).problems
-    []
+    >>> root = generate(tempfile.mkdtemp(), n_train=1, n_val=1, imgsz=64, seed=0, preview=False).parent
+    >>> _ = (root / "labels" / "val" / "000001.txt").write_text("0 0.5 0.5 0.2 0.2\\n0 0.5 0.5 0.2 0.2\\n")
+    >>> check_pair(root / "images" / "val" / "000001.jpg", nc=6).problems
+    [('warning', 2, 'duplicate of line 1: Ultralytics drops the copy')]
 """
 
 from __future__ import annotations
@@ -117,8 +121,14 @@ def check_image_file(file: Path, decode: bool = True) -> tuple[str, str] | None:
         ``damaged`` (Ultralytics repairs and keeps it).
 
     Example:
-        >>> check_image_file(Path("runs/data/shapes/images/val/000001.jpg")) is None
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (64, 48)).save(folder / "fine.jpg")
+        >>> check_image_file(folder / "fine.jpg") is None
         True
+        >>> _ = (folder / "broken.jpg").write_bytes(b"not an image")
+        >>> check_image_file(folder / "broken.jpg")[0]
+        'corrupt'
     """
     from ultralytics.data.utils import check_image  # deferred: Ultralytics is heavy, yolo_lat.datasets works without
 
@@ -157,8 +167,14 @@ def label_row_problems(file: Path, nc: int) -> tuple[list[tuple[str, int, str]],
         object rows.
 
     Example:
-        >>> label_row_problems(Path("runs/data/shapes/labels/val/000001.txt"), nc=6)[0]
-        []
+        >>> import tempfile
+        >>> label = Path(tempfile.mkdtemp()) / "000001.txt"
+        >>> _ = label.write_text("0 0.5 0.5 0.2 0.2\\n7 0.5 0.5 0.2 0.2\\n1 80 60 20 20\\n")
+        >>> problems, rows = label_row_problems(label, nc=6)
+        >>> rows, [line for _, line, _ in problems]
+        (3, [2, 3])
+        >>> problems[0]
+        ('error', 2, 'class id 7 out of range: the YAML has 6 classes (ids 0-5)')
     """
     problems: list[tuple[str, int, str]] = []
     seen: dict[tuple[float, ...], int] = {}
@@ -240,8 +256,11 @@ def check_pair(image: Path, nc: int, decode: bool = True) -> PairCheck:
         A :class:`PairCheck`.
 
     Example:
-        >>> found = check_pair(Path("runs/data/shapes/images/val/000001.jpg"), nc=6)
-        >>> found.label_found, found.problems, found.rows == sum(found.per_class.values())
+        >>> import tempfile
+        >>> from yolo_lat.datasets.synth import generate
+        >>> root = generate(tempfile.mkdtemp(), n_train=1, n_val=1, imgsz=64, seed=0, preview=False).parent
+        >>> found = check_pair(root / "images" / "val" / "000001.jpg", nc=6)
+        >>> found.label_found, found.problems, found.rows == sum(found.per_class.values()) > 0
         (True, [], True)
     """
     from ultralytics.data.utils import verify_image_label  # deferred: Ultralytics is heavy
