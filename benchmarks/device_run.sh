@@ -10,7 +10,7 @@
 # 1. fused-kernel correctness vs float64 references: the gpu-marked tests of tests/test_gpu_kernels.py,
 #    one case per pytest-xdist worker at a time (a crashed worker is replaced) -> gpu_check.json
 # 2. fused-kernel speed vs plain-torch ELA and SDPA, per-launch stages,
-#    a sweep of launch settings (python -m yolo_lat.bench.kernels)   -> gpu_bench.json
+#    a sweep of launch settings (yolo-lat benchmark kernels)       -> gpu_bench.json
 # 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
 # 4. detectors: YOLO-LAT vs YOLO12 vs YOLO26, fp16, CUDA graphs       -> models_gpu.json
 # 5. text GPU tests (CUDA steps, CUDA-graph replay vs eager steps)  -> in device_log.txt
@@ -55,7 +55,7 @@ JOBS=8; SMOKE_BENCH=""; MODEL_DEVICE=0; SIZES=640,1920,2560,1280,320; DECODE_DEV
 CONTEXTS=1024,4096,16384,65536,131072
 if [ "$DEVICE" = cpu ]; then
   export TRITON_INTERPRET=1  # no GPU: the kernels run in Triton's interpreter (the settings' default)
-  JOBS=2; SMOKE_BENCH="--smoke"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu; DECODE_STATIC=eager; CONTEXTS=256,1024
+  JOBS=2; SMOKE_BENCH="smoke=True"; MODEL_DEVICE=cpu; SIZES=64; DECODE_DEVICE=cpu; DECODE_STATIC=eager; CONTEXTS=256,1024
 fi
 
 step "1 kernels: correctness"
@@ -68,7 +68,7 @@ else echo "skipped (time)"; fi
 
 step "2 kernels: speed, stages, launch settings"
 if limit=$(fits 120 60) && [ -n "$limit" ]; then
-  timeout "$limit" "$PY" -m yolo_lat.bench.kernels --part ours --out "$OUT/gpu_bench.json" --budget-s $((limit - 30)) \
+  timeout "$limit" "$PY" -m yolo_lat.cli benchmark kernels part=ours out="$OUT/gpu_bench.json" budget=$((limit - 30)) \
     $SMOKE_BENCH > "$LOGS/gpu_bench.log" 2>&1
   echo "exit $?"; tail -n 2 "$LOGS/gpu_bench.log"
 else echo "skipped (time)"; fi
@@ -80,8 +80,8 @@ if ! ls .whl/fla_core-*.whl > /dev/null 2>&1 || [ "$DEVICE" != cuda ]; then
 elif ! limit=$(fits 90 45) || [ -z "$limit" ]; then
   echo "skipped (time)"
 elif "$PY" -m pip install -q --no-index --no-deps --target "$FLA_SITE" .whl/fla_core-*.whl > "$LOGS/fla_install.log" 2>&1; then
-  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout "$limit" "$PY" -m yolo_lat.bench.kernels --part fla \
-    --out "$LOGS/gpu_bench_fla.json" > "$LOGS/gpu_bench_fla.log" 2>&1
+  PYTHONPATH="$FLA_SITE:$PYTHONPATH" timeout "$limit" "$PY" -m yolo_lat.cli benchmark kernels part=fla \
+    out="$LOGS/gpu_bench_fla.json" > "$LOGS/gpu_bench_fla.log" 2>&1
   echo "exit $?"
 else
   echo "fla install failed"
@@ -119,7 +119,8 @@ else echo "skipped (time)"; fi
 
 step "summary"
 if [ -f "$OUT/gpu_bench.json" ]; then
-  "$PY" -m yolo_lat.bench.kernels --part summary --out "$OUT/gpu_bench.json" --fla "$LOGS/gpu_bench_fla.json" $SMOKE_BENCH
+  "$PY" -m yolo_lat.cli benchmark kernels part=summary out="$OUT/gpu_bench.json" fla="$LOGS/gpu_bench_fla.json" \
+    $SMOKE_BENCH
 fi
 for log in "$LOGS"/*; do echo "===== $(basename "$log")"; tail -c 400000 "$log"; done > "$OUT/device_log.txt"
 rm -rf "$OUT"/*_files "$OUT"/*.md  # at most 8 files come back: keep the JSON (Markdown is rebuilt from it)

@@ -381,7 +381,7 @@ def launch_options(kernel_name: str, warps: int, dtype: torch.dtype, *dims: int)
 
     Given no register limit, ``ptxas`` compiles some of the largest variants (float32 products
     on the CUDA cores, 128-wide tiles) with few registers and kilobytes of spills
-    (``python -m yolo_lat.bench.compile_check --registers`` shows them). The limit is not set for the other
+    (``yolo-lat benchmark compile_check registers=True`` shows them). The limit is not set for the other
     variants: there it also lets ``ptxas`` grow kernels that fit, which would cut the programs
     per multiprocessor that the grids are sized for.
     """

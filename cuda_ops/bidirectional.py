@@ -62,7 +62,7 @@ PROGRAMS_PER_SM = 3
 READOUT_PROGRAMS_PER_SM = 4
 #: Longest key sequence for which an output-only forward takes one launch (:func:`attend_short`)
 #: instead of three (short sequences are bound by launches, not by bandwidth). Not yet tuned on a
-#: GPU; ``python -m yolo_lat.bench.kernels`` times both forms.
+#: GPU; ``yolo-lat benchmark kernels`` times both forms.
 SHORT_KEYS = 1024
 
 

@@ -273,7 +273,7 @@ def _chunk_grad_kernel(
 
 def _split_by_default(head_dim: int, value_dim: int, dtype: torch.dtype) -> bool:
     """Split the gradient kernel where one program spills (sm_90 builds at 8 warps, Hadamard Exp,
-    ``python -m yolo_lat.bench.compile_check``): from 64 x 64 up in float16 and float32 (364 B spilled per thread in
+    ``yolo-lat benchmark compile_check``): from 64 x 64 up in float16 and float32 (364 B spilled per thread in
     float16 at 64 x 64; 0 B in either half when split) and above 64 x 64 in bfloat16 (968 B at
     128 x 128; 64 B and 240 B split). bfloat16 at 64 x 64 spills 40 B in one program and keeps it:
     one read of the chunk's inputs instead of two; so does bfloat16 at 32 x 128, where the dk/dv

@@ -4,7 +4,7 @@ Why a module of its own: Triton checks, on every launch, that each module-level 
 a kernel reads by bare name still has the value it was compiled with (comparing two constexprs
 builds a third, on the host, for every name). Names read as attributes of
 an imported module are not checked, so the kernels read their constants through this module and
-a launch pays nothing for them (``python -m yolo_lat.bench.launch_overhead``;
+a launch pays nothing for them (``yolo-lat benchmark launch_overhead``;
 ``tests/test_cuda_ops_compile.py`` asserts that no kernel reads a checked global). These values
 never change at run time.
 

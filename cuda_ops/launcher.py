@@ -3,7 +3,7 @@
 ``kernel[grid](*args)`` binds every argument, specializes each one (dtype, 16-byte alignment,
 divisibility by 16, value 1), hashes the result and looks the compiled kernel up on every call:
 for the 18 arguments of the decode step that is most of the step's host time, and an eager decode
-step is bound by its host side, not by the GPU (see ``python -m yolo_lat.bench.launch_overhead``).
+step is bound by its host side, not by the GPU (see ``yolo-lat benchmark launch_overhead``).
 
 :class:`DirectLaunch` keeps that work for the first call only. A call whose runtime arguments are
 all *regular* (tensors 16-byte aligned; specialized ints either 1 or divisible by 16, at least 16

@@ -142,10 +142,10 @@ def test_ptxas_gets_a_register_limit_where_it_would_starve_a_kernel():
     with 32 registers and 6.1 KB of spill stores per thread, and the modulated-dot causal
     gradients at D=32, Dv=128 in bfloat16 with 128 registers and 6.2 KB; ``launch_options`` sets
     the limit there (measured with it: 255 registers, 1.5 KB and 3.6 KB)."""
-    args = ["-m", "yolo_lat.bench.compile_check", "--registers"]
+    args = ["-m", "yolo_lat.cli", "benchmark", "compile_check", "registers=True"]
     runs = [
-        _run([*args, "--kernels", "0", "--dtypes", "float32", "--dims", "64x64"], timeout=600),
-        _run([*args, "--kernels", "3", "--dtypes", "bfloat16", "--dims", "32x128"], timeout=600),
+        _run([*args, "kernels=0", "dtypes=float32", "dims=64x64"], timeout=600),
+        _run([*args, "kernels=3", "dtypes=bfloat16", "dims=32x128"], timeout=600),
     ]
     reports = []
     for result in runs:
@@ -160,13 +160,14 @@ def test_ptxas_gets_a_register_limit_where_it_would_starve_a_kernel():
 
 @pytest.mark.slow
 def test_gpu_bench_times_every_stage_and_setting(tmp_path):
-    """yolo_lat.bench.kernels (CPU smoke mode, kernels in the interpreter): the per-launch stage
+    """``yolo-lat benchmark kernels`` (CPU smoke mode, kernels in the interpreter): the per-launch stage
     rows and the settings sweep call the kernels' real entry points, so a renamed stage function
     or tuning constant fails here and not on the GPU, where the run is short and costly."""
     out = tmp_path / "bench.json"
     environment = {**os.environ, "TRITON_INTERPRET": "1"}
-    args = [sys.executable, "-m", "yolo_lat.bench.kernels", "--part", "ours", "--smoke", "--sections", "stages,tuning"]
-    result = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+    args = [sys.executable, "-m", "yolo_lat.cli", "benchmark", "kernels", "part=ours", "smoke=True"]
+    args += ["sections=stages,tuning"]
+    result = subprocess.run([*args, f"out={out}"], capture_output=True, text=True, timeout=300, cwd=ROOT,
                             env=environment)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
@@ -232,11 +233,11 @@ def test_tensorrt_aot_kernel_compiles_to_ptx_without_a_gpu():
 
 @pytest.mark.slow
 def test_launch_overhead_times_every_eager_entry_point(tmp_path):
-    """yolo_lat.bench.launch_overhead: kernels built for sm_90, the C launcher stubbed; every row is
+    """``yolo-lat benchmark launch_overhead``: kernels built for sm_90, the C launcher stubbed; every row is
     timed, as a multiple of the minimal launch measured in the same run (the first row), and no
     kernel reads a constant that Triton would re-check on every launch (cuda_ops/const.py)."""
     out = tmp_path / "launch.json"
-    result = _run(["-m", "yolo_lat.bench.launch_overhead", "--calls", "20", "--repeats", "1", "--out", str(out)])
+    result = _run(["-m", "yolo_lat.cli", "benchmark", "launch_overhead", "calls=20", "repeats=1", f"out={out}"])
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
     assert rows[0]["call"] == "minimal Triton launch (1 argument)" and len(rows) == 8

@@ -4,34 +4,33 @@ Triton compiles through its own LLVM and the ``ptxas`` bundled in its wheel, so 
 variant can be built to a cubin on the CPU: a compile error (a shape ``tl.dot`` refuses, a type
 mismatch, a lowering failure) shows up here instead of on the GPU. A stand-in driver reports the
 target and the launches are turned into ``warmup`` calls (compile, do not run). With
-``--registers``, ``ptxas -v`` reports registers and spills of each kernel; with ``--ir``, also
+``registers=True``, ``ptxas -v`` reports registers and spills of each kernel; with ``ir=True``, also
 what one iteration of each kernel's loops costs in the sm_90 IR (:func:`ir_report`): a proxy for
 speed that needs no GPU, used to compare kernel variants before a GPU run times them.
 
-Usage::
+Run ``yolo-lat benchmark compile_check`` with ``key=value`` overrides (``--help`` lists them)::
 
-    python -m yolo_lat.bench.compile_check                      # the default matrix
-    python -m yolo_lat.bench.compile_check --kernels 0 --dtypes bfloat16 --dims 64x64 --registers
-    python -m yolo_lat.bench.compile_check --kernels 0 --dtypes bfloat16 --dims 64x64 --ir
+    yolo-lat benchmark compile_check                      # the default matrix
+    yolo-lat benchmark compile_check kernels=0 dtypes=bfloat16 dims=64x64 registers=True
+    yolo-lat benchmark compile_check kernels=0 dtypes=bfloat16 dims=64x64 ir=True
     # with another Triton release (for example the one on the GPU machine) instead of the installed one:
     pip install --target /tmp/triton36 triton==3.6.0
-    PYTHONPATH=/tmp/triton36 python -m yolo_lat.bench.compile_check --registers
+    PYTHONPATH=/tmp/triton36 yolo-lat benchmark compile_check registers=True
 
-:class:`HopperStandIn` and :func:`install_compile_only` also serve ``yolo_lat.bench.launch_overhead``
+:class:`HopperStandIn` and :func:`install_compile_only` also serve :mod:`yolo_lat.bench.launch_overhead`
 and the launcher test, which compile for sm_90 the same way.
 
-Prints one line per (configuration, operation) and exits non-zero if any compile failed.
+Prints one line per (configuration, operation) and exits 1 if any compile failed.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 from triton import knobs
@@ -40,12 +39,29 @@ from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
 from yolo_lat import settings
+from yolo_lat.args import ArgumentError
 from yolo_lat.cuda_ops.bidirectional import attend_short, bidirectional_forward
 from yolo_lat.cuda_ops.bidirectional_backward import bidirectional_backward
 from yolo_lat.cuda_ops.buffers import feature_count
 from yolo_lat.cuda_ops.causal import causal_forward
 from yolo_lat.cuda_ops.causal_backward import causal_backward
 from yolo_lat.cuda_ops.decode import decode_step
+
+DEFAULTS: dict[str, Any] = {
+    "kernels": [0, 1, 2, 3],
+    "dtypes": ["bfloat16", "float16", "float32"],
+    "dims": ["64x64", "16x16", "128x128", "32x128"],
+    "registers": False,
+    "ir": False,
+}
+DOCS = {
+    "kernels": "kernel ids: 0 hadamard_exp, 1 sum_sq_euclid, 2 sub_sq_euclid, 3 modulated_dot",
+    "dtypes": "input dtypes: bfloat16, float16, float32",
+    "dims": "head dims as DxDv pairs",
+    "registers": "report registers and spills of each kernel (ptxas -v)",
+    "ir": "report registers, shared memory and per-loop IR costs",
+}
+DTYPES = ("bfloat16", "float16", "float32")
 
 #: ``(kernel name, compiled kernel)`` of every compilation since it was last cleared.
 COMPILED: list = []
@@ -198,22 +214,37 @@ def compile_matrix(
     return failures
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kernels", default="0,1,2,3", help="kernel ids: 0 hadamard_exp, 1 sum, 2 sub, 3 modulated")
-    parser.add_argument("--dtypes", default="bfloat16,float16,float32")
-    parser.add_argument("--dims", default="64x64,16x16,128x128,32x128", help="DxDv pairs")
-    parser.add_argument("--registers", action="store_true", help="report registers and spills (ptxas -v)")
-    parser.add_argument("--ir", action="store_true", help="report registers, shared memory and per-loop IR costs")
-    args = parser.parse_args(argv)
+def _matrix(args: dict[str, Any]) -> tuple[list[int], list[str], list[tuple[int, int]]]:
+    """``(kernel ids, dtype names, (D, Dv) pairs)`` of the arguments; a bad one is an :class:`ArgumentError`."""
+    kernel_ids = args["kernels"]
+    if not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= 3 for k in kernel_ids):
+        raise ArgumentError(f"kernels={','.join(map(str, kernel_ids))}: expected kernel ids 0 to 3")
+    dtypes = [str(d) for d in args["dtypes"]]
+    for name in dtypes:
+        if name not in DTYPES:
+            raise ArgumentError(f"dtypes: unknown dtype {name!r}; choose from {', '.join(DTYPES)}")
+    dims = []
+    for pair in args["dims"]:
+        match = re.fullmatch(r"(\d+)x(\d+)", str(pair))
+        if match is None:
+            raise ArgumentError(f"dims: expected DxDv pairs such as 64x64, got {pair!r}")
+        dims.append((int(match[1]), int(match[2])))
+    return kernel_ids, dtypes, dims
+
+
+def command(args: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark compile_check``: compile the matrix for sm_90, print one line per
+    (configuration, operation) and the failure count; returns 1 if any compile failed, else 0.
+
+    Example:
+        >>> from yolo_lat.cli import main
+        >>> main(["benchmark", "compile_check", "dims=64"])
+        Traceback (most recent call last):
+        ...
+        yolo_lat.args.ArgumentError: dims: expected DxDv pairs such as 64x64, got 64
+    """
+    kernel_ids, dtypes, dims = _matrix(args)
     install_compile_only()
-    dims = [tuple(int(x) for x in pair.split("x")) for pair in args.dims.split(",")]
-    kernel_ids = [int(x) for x in args.kernels.split(",")]
-    failures = compile_matrix(kernel_ids, args.dtypes.split(","), dims, args.registers, args.ir)
+    failures = compile_matrix(kernel_ids, dtypes, dims, args["registers"], args["ir"])
     print(f"{failures} failure(s)")
     return 1 if failures else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,7 @@ Times (median of ``triton.testing.do_bench``, which clears the L2 cache before e
 inputs that fit in L2 are not served from it) and achieved bandwidth against the floor of
 reading the inputs and writing the outputs once at the copy bandwidth measured in the same run.
 
-Parts (``--part``):
+Parts (``part=``):
 
 * ``ours``: bidirectional forward (L = 1k .. 256k, eager and CUDA-graph replay), bidirectional
   forward + backward, the channel-first vision layout, causal forward and forward + backward,
@@ -18,16 +18,16 @@ Parts (``--part``):
   autotuning compiles many configurations, and a failure must not cost the other rows.
 * ``summary``: merge the JSON files, evaluate the issue's targets, print a compact table.
 
-Usage::
+Run ``yolo-lat benchmark kernels`` with ``key=value`` overrides (``--help`` lists them)::
 
-    python -m yolo_lat.bench.kernels --part ours --out $OUT/gpu_bench.json
-    python -m yolo_lat.bench.kernels --part fla --out $OUT/gpu_bench_fla.json
-    python -m yolo_lat.bench.kernels --part summary --out $OUT/gpu_bench.json --fla $OUT/gpu_bench_fla.json
+    yolo-lat benchmark kernels part=ours out=$OUT/gpu_bench.json
+    yolo-lat benchmark kernels part=fla out=$OUT/gpu_bench_fla.json
+    yolo-lat benchmark kernels part=summary out=$OUT/gpu_bench.json fla=$OUT/gpu_bench_fla.json
+    yolo-lat benchmark kernels smoke=True sections=stages,tuning   # CPU, tiny sizes: checks the plumbing
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -35,6 +35,8 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +45,28 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.runtime.autotuner import Autotuner
 
 from yolo_lat import settings
+from yolo_lat.args import ArgumentError
 from yolo_lat.cuda_ops import _common, bidirectional, bidirectional_backward, causal, causal_backward, ela_step_fused
 from yolo_lat.ela import ela_attention, ela_step, get_kernel
+
+DEFAULTS: dict[str, Any] = {
+    "part": "ours",
+    "out": "runs/benchmark/gpu_bench.json",
+    "fla": "",
+    "budget": 150.0,
+    "smoke": False,
+    "sections": [],
+}
+DOCS = {
+    "part": "ours (fused kernels vs torch ELA and SDPA), fla (fla's linear attention) or summary (merge, targets)",
+    "out": "JSON output path (part=summary: the part=ours file, completed in place)",
+    "fla": "part=summary: the part=fla JSON to merge",
+    "budget": "seconds after which part=ours skips the rest of the tuning sweep",
+    "smoke": "CPU, tiny sizes: checks the plumbing only",
+    "sections": "sections of part=ours (empty: all): bidirectional, vision, causal, decode, stages, tuning",
+}
+PARTS = ("ours", "fla", "summary")
+SECTIONS = ("bidirectional", "vision", "causal", "decode", "stages", "tuning")
 
 BATCH, HEADS, DIM = 1, 8, 64
 BIDIRECTIONAL_LENGTHS = (1024, 4096, 16384, 65536, 262144)
@@ -55,7 +77,7 @@ STAGE_LENGTHS = (16384, 65536, 262144)
 TORCH_CAUSAL_MAX = 16384  # the PyTorch causal path loops over chunks in Python: slow beyond this
 GRAPH_MAX = 16384  # CUDA-graph replay rows (launch overhead matters at short lengths)
 SHORT_COMPARE_MAX = 4096  # one-launch vs three-launch rows up to this length
-#: "cuda"; ``--smoke`` runs the plumbing on the CPU at tiny sizes (rows needing CUDA record errors).
+#: "cuda"; ``smoke=True`` runs the plumbing on the CPU at tiny sizes (rows needing CUDA record errors).
 DEVICE = "cuda"
 
 
@@ -528,31 +550,45 @@ def summarize(ours_path: str, fla_path: str | None) -> dict:
     return ours
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["ours", "fla", "summary"], default="ours")
-    parser.add_argument("--out", default="gpu_bench.json")
-    parser.add_argument("--fla", default=None, help="fla JSON for --part summary")
-    parser.add_argument("--budget-s", type=float, default=150.0, help="skip the tuning sweep after this")
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes: checks the script only")
-    parser.add_argument("--sections", default=None, help="comma-separated sections of --part ours (default: all)")
-    args = parser.parse_args(argv)
-    if args.smoke:
-        global DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX, DECODE_CONTEXTS, SWEEP_LENGTHS
-        global STAGE_LENGTHS
-        DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX = "cpu", (64, 128), (64, 128), 64
-        # (SHORT_COMPARE_MAX stays: the smoke lengths are below it)
-        DECODE_CONTEXTS, SWEEP_LENGTHS = (16, 32), {"bidirectional": 64, "causal": 64}
-        STAGE_LENGTHS = (128,)
-    if args.part == "ours":
-        bench_ours(args.out, args.budget_s, None if args.sections is None else set(args.sections.split(",")))
-    elif args.part == "fla":
-        bench_fla(args.out)
+def _smoke_sizes() -> None:
+    """The CPU smoke test's device and tiny sizes (SHORT_COMPARE_MAX stays: the smoke lengths are below it)."""
+    global DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX, DECODE_CONTEXTS, SWEEP_LENGTHS, STAGE_LENGTHS
+    DEVICE, BIDIRECTIONAL_LENGTHS, CAUSAL_LENGTHS, GRAPH_MAX = "cpu", (64, 128), (64, 128), 64
+    DECODE_CONTEXTS, SWEEP_LENGTHS = (16, 32), {"bidirectional": 64, "causal": 64}
+    STAGE_LENGTHS = (128,)
+
+
+def command(args: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark kernels``: run ``part`` (ours, fla or summary), printing one JSON
+    line per row (summary: a table and the targets), and write ``out``.
+
+    Args:
+        args: :data:`DEFAULTS` with the given values.
+
+    Returns:
+        The exit status, 0.
+
+    Example:
+        >>> from yolo_lat.cli import main
+        >>> main(["benchmark", "kernels", "part=our"])
+        Traceback (most recent call last):
+        ...
+        yolo_lat.args.ArgumentError: part='our': choose from ours, fla, summary
+    """
+    part, sections = args["part"], [str(name) for name in args["sections"]]
+    if part not in PARTS:
+        raise ArgumentError(f"part={part!r}: choose from {', '.join(PARTS)}")
+    unknown = [name for name in sections if name not in SECTIONS]
+    if unknown:
+        raise ArgumentError(f"sections: unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    if args["smoke"]:
+        _smoke_sizes()
+    if part != "summary":
+        Path(args["out"]).parent.mkdir(parents=True, exist_ok=True)
+    if part == "ours":
+        bench_ours(args["out"], args["budget"], set(sections) if sections else None)
+    elif part == "fla":
+        bench_fla(args["out"])
     else:
-        summarize(args.out, args.fla)
+        summarize(args["out"], args["fla"] or None)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

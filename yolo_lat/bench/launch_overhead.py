@@ -9,21 +9,20 @@ so each call does everything but the launch itself. Times are reported as multip
 (one pointer argument) timed in the same run; absolute microseconds of this CPU are in the JSON
 too, for reference only.
 
-Usage::
+Run ``yolo-lat benchmark launch_overhead`` with ``key=value`` overrides (``--help`` lists them)::
 
-    python -m yolo_lat.bench.launch_overhead --out benchmarks/results/launch_overhead_cpu.json
+    yolo-lat benchmark launch_overhead out=benchmarks/results/launch_overhead_cpu.json
 
 Prints one table, then the number of module-level globals Triton re-checks on every launch of
-each kernel that ran, and writes JSON.
+each kernel that ran, and writes JSON (unless ``out`` is empty).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import triton
@@ -33,12 +32,20 @@ from triton.runtime.driver import driver
 from triton.runtime.jit import JITFunction
 
 from yolo_lat import settings
+from yolo_lat.args import ArgumentError
 from yolo_lat.bench.compile_check import HopperStandIn
 from yolo_lat.cuda_ops import bidirectional, causal, decode, dispatch
 from yolo_lat.cuda_ops.bidirectional import bidirectional_forward, bidirectional_output
 from yolo_lat.cuda_ops.causal import causal_forward
 from yolo_lat.cuda_ops.decode import decode_step
 from yolo_lat.ela import ELAState, backend, ela_attention, ela_step, get_kernel
+
+DEFAULTS: dict[str, Any] = {"calls": 2000, "repeats": 7, "out": "runs/benchmark/launch_overhead.json"}
+DOCS = {
+    "calls": "calls per timing",
+    "repeats": "interleaved rounds (each entry's best is kept)",
+    "out": "JSON output path (empty: print only)",
+}
 
 
 @triton.jit
@@ -108,16 +115,21 @@ def checked_globals() -> dict[str, int]:
     return kernels
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="JSON file to write")
-    parser.add_argument("--calls", type=int, default=2000, help="calls per timing")
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (each entry's best is kept)")
-    args = parser.parse_args(argv)
+def command(args: dict[str, Any]) -> int:
+    """Handler of ``yolo-lat benchmark launch_overhead``: time every eager entry point with the C launcher
+    stubbed, print the table and write ``out`` as JSON (nothing written when ``out`` is empty).
+
+    Args:
+        args: :data:`DEFAULTS` with the given values: ``calls`` per timing, ``repeats`` rounds, ``out``.
+
+    Returns:
+        The exit status, 0.
+    """
+    if args["calls"] < 1 or args["repeats"] < 1:
+        raise ArgumentError(f"calls={args['calls']} repeats={args['repeats']}: both must be at least 1")
     torch.set_num_threads(1)
     _stub_launcher()
-    best = _best_us(_calls(), args.calls, args.repeats)
+    best = _best_us(_calls(), args["calls"], args["repeats"])
     unit = best["minimal Triton launch (1 argument)", True]
     rows = []
     for (name, direct), us in best.items():
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                          "minimal_launches_triton_binding": round(through_triton / unit, 2)})  # fmt: skip
     record = {
         "benchmark": "launch_overhead",
-        "method": f"best of {args.repeats} interleaved rounds of {args.calls} eager calls per entry; Triton's C "
+        "method": f"best of {args['repeats']} interleaved rounds of {args['calls']} eager calls per entry; Triton's C "
         "launcher stubbed (no GPU), kernels compiled for sm_90; ratios to the minimal launch of the same run; "
         "each entry with cuda_ops' direct launches (host_us) and through Triton's own binding on every call "
         "(direct_launch=False, *_triton_binding)",
@@ -137,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "checked_globals_per_launch": checked_globals(),
     }
-    if args.out:
-        out = Path(args.out)
+    if args["out"]:
+        out = Path(args["out"])
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_suffix(out.suffix + ".partial")
         partial.write_text(json.dumps(record, indent=1) + "\n")
@@ -150,7 +162,3 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['minimal_launches_triton_binding']:25.2f}")  # fmt: skip
     print(f"module-level globals Triton checks per launch: {record['checked_globals_per_launch']}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -214,7 +214,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "launch_overhead_cpu.json": (
         "Host-side cost of eager fused-op calls (CPU, no GPU)",
-        "python benchmarks/launch_overhead.py --out benchmarks/results/launch_overhead_cpu.json",
+        "yolo-lat benchmark launch_overhead out=benchmarks/results/launch_overhead_cpu.json",
     ),
     "mqar_cpu.json": (
         "Multi-query associative recall (CPU)",

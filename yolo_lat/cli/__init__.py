@@ -87,7 +87,8 @@ def usage(path: Sequence[Command]) -> str:
             lines[0] = f"usage: {prog} {word} [SUBMODE] [key=value ...]"
             lines.append(f"       {prog} --version | --help | {word} --help")
         lines += ["", about, "", f"{word.lower()}s:"]
-        lines += [f"  {child.name:<10} {child.summary}" for child in command.children]
+        width = max(10, *(len(child.name) for child in command.children))
+        lines += [f"  {child.name:<{width}} {child.summary}" for child in command.children]
         if command.examples:
             lines += ["", "examples:", *(f"  {example}" for example in command.examples)]
         return "\n".join(lines)

@@ -75,7 +75,7 @@ EXPORT_EXTRA = {
 
 BENCHMARK = Command(
     "benchmark",
-    "speed/size/accuracy: models, attention, decode, mqar",
+    "speed/size/accuracy: models, attention, decode, mqar, GPU kernels",
     fallback="models",  # `yolo-lat benchmark models=...` is the model benchmark
     children=(
         _bench(
@@ -97,6 +97,21 @@ BENCHMARK = Command(
             "mqar",
             "text models: multi-query associative recall per kernel vs softmax",
             "Multi-query associative recall (MQAR): can the model look a key up in its context?",
+        ),
+        _bench(
+            "kernels",
+            "GPU: fused ELA kernels vs torch ELA, SDPA and fla; stages, launch settings",
+            "Fused ELA kernels on a GPU vs plain-PyTorch ELA, SDPA and fla: time, bandwidth, stages, settings.",
+        ),
+        _bench(
+            "launch_overhead",
+            "host-side cost of eager fused-op calls, no GPU needed",
+            "Host (Python) side of eager fused-op calls: kernels built for sm_90, Triton's C launcher stubbed.",
+        ),
+        _bench(
+            "compile_check",
+            "compile every fused kernel for sm_90 without a GPU; registers, IR costs",
+            "Compile every fused ELA kernel for a Hopper GPU (sm_90) on a machine without one.",
         ),
         _bench(
             "report",

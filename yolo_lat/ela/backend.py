@@ -24,7 +24,7 @@ _LOADED: dict[str, object] = {}
 
 
 def _on_gpu(q: Tensor) -> bool:
-    """Whether ``q`` is a CUDA tensor (a seam: ``benchmarks/launch_overhead.py`` times the public
+    """Whether ``q`` is a CUDA tensor (a seam: ``yolo-lat benchmark launch_overhead`` times the public
     entry points with CPU tensors standing in for CUDA ones)."""
     return q.is_cuda
 
