@@ -115,8 +115,8 @@ BENCHMARK = Command(
         ),
         _bench(
             "report",
-            "build benchmarks.md from the committed JSON in benchmarks/results",
-            "Build benchmarks.md from the JSON committed under benchmarks/results/ (nothing is measured).",
+            "build docs/benchmarks.md from the committed JSON in benchmarks/results",
+            "Build docs/benchmarks.md from the JSON committed under benchmarks/results/ (nothing is measured).",
         ),
     ),
 )
