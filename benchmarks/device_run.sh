@@ -8,7 +8,8 @@
 #   DEVICE=cpu OUT=/tmp/smoke bash benchmarks/device_run.sh   # plumbing smoke test on a CPU machine
 #
 # 1. fused-kernel correctness vs float64 references: the gpu-marked tests of tests/test_gpu_kernels.py,
-#    one case per pytest-xdist worker at a time (a crashed worker is replaced) -> gpu_check.json
+#    one case per pytest-xdist worker at a time (a crashed worker is replaced) -> gpu_check.json,
+#    and verified.json (commit it as cuda_ops/verified.json: the variants the CUDA default runs fused)
 # 2. fused-kernel speed vs plain-torch ELA and SDPA, per-launch stages,
 #    a sweep of launch settings (yolo-lat benchmark kernels)       -> gpu_bench.json
 # 3. fla's chunked linear attention at the causal shapes              -> merged into gpu_bench.json
