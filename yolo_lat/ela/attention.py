@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from . import backend, forms
+from .checks import check_head_dim, check_scale
 from .kernels import Kernel, get_kernel
 from .onnx import custom_node_active, emit_custom_node
 from .recurrent import ELAState
@@ -50,7 +51,7 @@ def ela_attention(
         causal: position ``i`` attends to keys ``j <= i`` only (needs ``Lq == Lk``).
         key_padding_mask: ``(B, Lk)`` bool, ``True`` marks padding keys to ignore (the
             ``nn.MultiheadAttention`` convention).
-        scale: multiplies q and k before the feature maps; ``None`` means 1.
+        scale: multiplies q and k before the feature maps; ``None`` means 1; must be finite.
         return_state: also return the :class:`ELAState` of all keys (causal: for decoding on with
             :func:`~yolo_lat.ela.ela_step`; bidirectional: for :func:`~yolo_lat.ela.ela_readout`).
         initial_state: causal only: state of earlier tokens to continue from (chunked prefill).
@@ -58,7 +59,12 @@ def ela_attention(
 
     Returns:
         ``(B, H, Lq, Dv)`` in ``v``'s dtype, or ``(output, state)`` with ``return_state``. Rows
-        with no positively weighted key (all keys padded) are zeros.
+        with no positively weighted key (all keys padded, or ``Lk = 0``) are zeros. Empty sizes
+        (``B``, ``H``, ``Lq``, ``Lk`` or ``Dv`` = 0) give outputs and states of the matching empty
+        shapes, as ``scaled_dot_product_attention`` does (which averages where ELA gives zeros).
+
+    Raises:
+        ValueError: shapes that do not fit together, a head dim ``D = 0``, a non-finite ``scale``.
 
     Example:
         >>> import torch
@@ -104,6 +110,7 @@ def _check_inputs(
         )
     if q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} must agree in batch, heads and dim")
+    check_head_dim(q.shape[-1])
     if v.shape[:3] != k.shape[:3]:
         raise ValueError(f"v {tuple(v.shape)} must match k {tuple(k.shape)} in batch, heads and length")
     if not (q.is_floating_point() and k.is_floating_point() and v.is_floating_point()):
@@ -118,8 +125,7 @@ def _check_inputs(
             f"key_padding_mask must be a bool tensor of shape (batch, Lk) = {expected_mask}, "
             f"got {key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
         )
-    if scale is not None and not isinstance(scale, (int, float)):
-        raise ValueError(f"scale must be a float or None, got {type(scale).__name__}")
+    check_scale(scale)
     if initial_state is not None:
         if not causal:
             raise ValueError("initial_state continues a causal sequence; pass causal=True")

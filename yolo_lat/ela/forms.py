@@ -23,10 +23,21 @@ def features(kern: Kernel, q: Tensor, k: Tensor, scale: float | None, dtype: tor
     return kern.phi(q.to(dtype) * factor), kern.psi(k.to(dtype) * factor)
 
 
+def _zeros_without_keys(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """``(B, H, Lq, Dv)`` zeros for ``Lk = 0``: the empty weight matrix ``q k^T`` times no values.
+
+    A product rather than ``new_zeros``, so that gradients reach q, k and v (as zeros).
+    """
+    return (q.to(v.dtype) @ k.to(v.dtype).transpose(-1, -2)) @ v
+
+
 def bidirectional(
     q: Tensor, k: Tensor, v: Tensor, kern: Kernel, key_padding_mask: Tensor | None, scale: float | None
 ) -> tuple[Tensor, ELAState]:
     dtype = stable.compute_dtype(q, k, v)
+    if k.shape[2] == 0:  # no keys: every row has no positively weighted key, hence zeros
+        state = ELAState.empty(*q.shape[:2], q.shape[-1], v.shape[-1], kernel=kern, device=q.device, dtype=dtype)
+        return _zeros_without_keys(q, k, v), state
     fq, fk = features(kern, q, k, scale, dtype)
     valid = None if key_padding_mask is None else ~key_padding_mask[:, None, :, None]
     fk = stable.mask_keys(kern, fk, valid)
@@ -71,7 +82,7 @@ def causal(
     else:
         state = initial_state
     if length == 0:
-        return v.new_zeros(batch, heads, 0, v.shape[-1]), state
+        return _zeros_without_keys(q, k, v), state
     fq, fk = features(kern, q, k, scale, dtype)
     v1 = stable.append_ones(v.to(dtype))
     pad = (-length) % chunk
@@ -123,6 +134,6 @@ def causal(
         phi_end = stable.scale_queries(kern, fq_c, end_q, log_norm_c)
         weights = (phi_end @ psi_end.transpose(-1, -2)).masked_fill(~causal_mask, 0.0)
     out = weights @ v1_c + phi_in @ incoming
-    out = stable.guarded_divide(out.reshape(batch, heads, n_chunks * chunk, -1)[:, :, :length])
+    out = stable.guarded_divide(out.reshape(batch, heads, n_chunks * chunk, out.shape[-1])[:, :, :length])
     final = ELAState(kv[..., :-1], kv[..., -1], end[:, :, -1], kern.name, state.tokens + length)
     return out.to(v.dtype), final

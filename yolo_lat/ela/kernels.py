@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -203,7 +204,12 @@ def register_kernel(
 
     The pair is checked on random float64 inputs before it is accepted: both maps return finite
     features of one size ``F``, every ``phi(a) . psi(b)`` is non-negative, and, when ``pairwise``
-    is given, it agrees with the factorised form.
+    is given, it agrees with the factorised form. Signs and NaN are also checked for queries and
+    keys of magnitudes up to 1e4 (:data:`WIDE_SCALES`), where a kernel such as ``a . b + c`` turns
+    negative. What sampling cannot prove is not checked: non-negativity for every input (only
+    random ones, at ``D`` = 4 and 7), features that overflow float64 (``exp`` in the linear domain
+    past about 709: register such a map with ``log_domain=True``), and overflow in float32/float16
+    at run time.
 
     Args:
         name: registry name, used as ``ela_attention(..., kernel=name)``.
@@ -227,7 +233,7 @@ def register_kernel(
         >>> register_kernel("bad", cube, cube)
         Traceback (most recent call last):
         ...
-        ValueError: kernel 'bad': phi(a) . psi(b) is negative (min ...) for random inputs; ...
+        ValueError: kernel 'bad': phi(a) . psi(b) is negative (min ...) for random inputs with D=4; ...
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"kernel name must be a non-empty string, got {name!r}")
@@ -250,54 +256,95 @@ def unregister_kernel(name: str) -> None:
     del _REGISTRY[name]
 
 
+#: Input magnitudes at which :func:`register_kernel` also checks signs and finiteness (all pairs of them).
+WIDE_SCALES = (1.0, 1e2, 1e3, 1e4)
+
+
 def _check_kernel(kernel: Kernel) -> None:
-    """Validate a kernel on random inputs; raise ``ValueError`` naming it on failure."""
+    """Validate a kernel on random float64 inputs; raise ``ValueError`` naming it on failure.
+
+    At moderate magnitudes (spreads 1 and 3) every check runs, the factorisation against
+    ``pairwise`` included. Queries and keys at every pair of :data:`WIDE_SCALES` (up to 1e4) are
+    then checked for NaN features, ``+inf`` log-features and negative kernel values, the failures
+    that otherwise turn into NaN outputs or silently zeroed rows far from the origin.
+    """
     gen = torch.Generator().manual_seed(0)
     for dim, spread in ((4, 1.0), (7, 3.0)):
         a = torch.randn(33, dim, generator=gen, dtype=torch.float64) * spread
         b = torch.randn(29, dim, generator=gen, dtype=torch.float64) * spread
-        try:
-            fa, fb = kernel.phi(a), kernel.psi(b)
-        except Exception as err:  # a user's map may fail in any way; report it under the name
-            raise ValueError(f"kernel {kernel.name!r}: feature map raised {err!r} on D={dim}") from err
-        if not isinstance(fa, Tensor) or not isinstance(fb, Tensor):
-            raise ValueError(f"kernel {kernel.name!r}: phi and psi must return tensors")
-        if fa.shape[:-1] != a.shape[:-1] or fb.shape[:-1] != b.shape[:-1]:
-            raise ValueError(
-                f"kernel {kernel.name!r}: feature maps must keep leading dimensions, "
-                f"got {tuple(fa.shape)} and {tuple(fb.shape)} for inputs {tuple(a.shape)}, {tuple(b.shape)}"
-            )
-        if fa.shape[-1] != fb.shape[-1]:
-            raise ValueError(f"kernel {kernel.name!r}: phi gives {fa.shape[-1]} features but psi gives {fb.shape[-1]}")
-        bad = fa.isnan().any() or fb.isnan().any()
-        if not kernel.log_domain:
-            bad = bad or not (fa.isfinite().all() and fb.isfinite().all())
-        if bad:
+        fa, fb = _feature_pair(kernel, a, b)
+        if not kernel.log_domain and not (fa.isfinite().all() and fb.isfinite().all()):
             raise ValueError(f"kernel {kernel.name!r}: feature maps return non-finite values for D={dim}")
-        if kernel.log_domain:
-            factorised = torch.logsumexp(fa.unsqueeze(-2) + fb.unsqueeze(-3), dim=-1)
-        else:
-            factorised = fa @ fb.T
-        if not kernel.log_domain:
-            floor = -1e-9 * factorised.abs().max().clamp_min(1.0)
-            if factorised.min() < floor:
-                raise ValueError(
-                    f"kernel {kernel.name!r}: phi(a) . psi(b) is negative (min {factorised.min().item():.3g}) "
-                    "for random inputs; attention weights must be non-negative"
-                )
+        factorised = _check_values(kernel, fa, fb, f"for random inputs with D={dim}")
         if kernel.pairwise is not None:
-            closed = kernel.pairwise(a, b)
-            if closed.shape != factorised.shape:
-                raise ValueError(
-                    f"kernel {kernel.name!r}: pairwise returns shape {tuple(closed.shape)}, "
-                    f"expected {tuple(factorised.shape)}"
-                )
-            if kernel.log_domain:
-                err = (closed - factorised).abs().max()
-            else:
-                err = (closed - factorised).abs().max() / factorised.abs().max().clamp_min(1e-300)
-            if not err <= 1e-9:
-                raise ValueError(
-                    f"kernel {kernel.name!r}: phi(a) . psi(b) differs from pairwise(a, b) "
-                    f"(error {err.item():.3g}); the factorisation is not exact"
-                )
+            _check_pairwise(kernel, a, b, factorised)
+    for dim in (4, 7):
+        for scale_a, scale_b in itertools.product(WIDE_SCALES, repeat=2):
+            a = torch.randn(33, dim, generator=gen, dtype=torch.float64) * scale_a
+            b = torch.randn(29, dim, generator=gen, dtype=torch.float64) * scale_b
+            fa, fb = _feature_pair(kernel, a, b)
+            where = f"for random inputs with D={dim} at magnitudes {scale_a:g} (a) and {scale_b:g} (b)"
+            _check_values(kernel, fa, fb, where)
+
+
+def _feature_pair(kernel: Kernel, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """``(phi(a), psi(b))``, checked to be tensors with the inputs' leading dims and one feature count."""
+    try:
+        fa, fb = kernel.phi(a), kernel.psi(b)
+    except Exception as err:  # a user's map may fail in any way; report it under the name
+        raise ValueError(f"kernel {kernel.name!r}: feature map raised {err!r} on D={a.shape[-1]}") from err
+    if not isinstance(fa, Tensor) or not isinstance(fb, Tensor):
+        raise ValueError(f"kernel {kernel.name!r}: phi and psi must return tensors")
+    if fa.shape[:-1] != a.shape[:-1] or fb.shape[:-1] != b.shape[:-1]:
+        raise ValueError(
+            f"kernel {kernel.name!r}: feature maps must keep leading dimensions, "
+            f"got {tuple(fa.shape)} and {tuple(fb.shape)} for inputs {tuple(a.shape)}, {tuple(b.shape)}"
+        )
+    if fa.shape[-1] != fb.shape[-1]:
+        raise ValueError(f"kernel {kernel.name!r}: phi gives {fa.shape[-1]} features but psi gives {fb.shape[-1]}")
+    return fa, fb
+
+
+def _check_values(kernel: Kernel, fa: Tensor, fb: Tensor, where: str) -> Tensor:
+    """Reject NaN features, ``+inf`` log-features and negative ``phi . psi``; returns the factorised scores.
+
+    Linear-domain features that overflow float64 to ``inf`` are not judged (their products are
+    not numbers); only finite kernel values are checked for sign.
+    """
+    if fa.isnan().any() or fb.isnan().any():
+        raise ValueError(f"kernel {kernel.name!r}: feature maps return non-finite values (NaN) {where}")
+    if kernel.log_domain:
+        if (fa == float("inf")).any() or (fb == float("inf")).any():
+            raise ValueError(
+                f"kernel {kernel.name!r}: log-features are +inf {where}; return log features that stay finite"
+            )
+        return torch.logsumexp(fa.unsqueeze(-2) + fb.unsqueeze(-3), dim=-1)
+    factorised = fa @ fb.T
+    judged = factorised[factorised.isfinite()]
+    if judged.numel():
+        floor = -1e-9 * judged.abs().max().clamp_min(1.0)
+        if judged.min() < floor:
+            raise ValueError(
+                f"kernel {kernel.name!r}: phi(a) . psi(b) is negative (min {judged.min().item():.3g}) "
+                f"{where}; attention weights must be non-negative for every input "
+                "(rows whose weights sum to <= 0 come out as zeros)"
+            )
+    return factorised
+
+
+def _check_pairwise(kernel: Kernel, a: Tensor, b: Tensor, factorised: Tensor) -> None:
+    """Reject a closed form ``pairwise`` that disagrees with the factorised ``phi . psi``."""
+    closed = kernel.pairwise(a, b)
+    if closed.shape != factorised.shape:
+        raise ValueError(
+            f"kernel {kernel.name!r}: pairwise returns shape {tuple(closed.shape)}, expected {tuple(factorised.shape)}"
+        )
+    if kernel.log_domain:
+        err = (closed - factorised).abs().max()
+    else:
+        err = (closed - factorised).abs().max() / factorised.abs().max().clamp_min(1e-300)
+    if not err <= 1e-9:
+        raise ValueError(
+            f"kernel {kernel.name!r}: phi(a) . psi(b) differs from pairwise(a, b) "
+            f"(error {err.item():.3g}); the factorisation is not exact"
+        )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .checks import check_scale
 from .kernels import Kernel, get_kernel
 
 __all__ = ["naive_attention", "naive_recurrent_attention"]
@@ -44,6 +45,7 @@ def naive_attention(
     """
     if return_state:
         raise ValueError("naive_attention has no recurrent state; use ela_attention(..., return_state=True)")
+    check_scale(scale)
     kern = get_kernel(kernel)
     dtype = torch.float64 if torch.float64 in (q.dtype, k.dtype, v.dtype) else torch.float32
     factor = 1.0 if scale is None else scale
@@ -84,6 +86,7 @@ def naive_recurrent_attention(
     Returns:
         ``(B, H, L, Dv)`` in ``v``'s dtype.
     """
+    check_scale(scale)
     kern = get_kernel(kernel)
     factor = 1.0 if scale is None else scale
     phi, psi = kern.features(q.double() * factor, k.double() * factor)

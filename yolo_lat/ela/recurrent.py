@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import backend, stable
+from .checks import check_head_dim, check_scale
 from .kernels import Kernel, get_kernel
 
 __all__ = ["ELAState", "ela_readout", "ela_step"]
@@ -120,10 +121,14 @@ def ela_step(
         state: state after the previous tokens (from ``ela_attention(..., return_state=True)`` or
             an earlier step); ``None`` starts an empty one.
         kernel: kernel name; defaults to the state's kernel (``hadamard_exp`` without a state).
-        scale: multiplies q and k before the feature maps (None means 1), as in ``ela_attention``.
+        scale: multiplies q and k before the feature maps (None means 1; finite), as in ``ela_attention``.
 
     Returns:
-        ``(y, new_state)``: ``y`` of shape ``(B, H, Dv)`` in ``v``'s dtype, and the updated state.
+        ``(y, new_state)``: ``y`` of shape ``(B, H, Dv)`` in ``v``'s dtype, and the updated state
+        (``B = 0`` or ``H = 0``: empty ones).
+
+    Raises:
+        ValueError: shapes that do not fit the state or each other, ``D = 0``, a non-finite ``scale``.
     """
     if q.dim() != 3 or k.dim() != 3 or v.dim() != 3:
         raise ValueError(
@@ -132,6 +137,8 @@ def ela_step(
         )
     if q.shape != k.shape or v.shape[:2] != q.shape[:2]:
         raise ValueError(f"shape mismatch: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
+    check_head_dim(q.shape[-1])
+    check_scale(scale)
     kern = _resolve_kernel(kernel, state)
     fast = backend.dispatch_step(q, k, v, state, kern, scale)
     if fast is not None:
@@ -168,6 +175,7 @@ def ela_readout(q: Tensor, state: ELAState, *, scale: float | None = None) -> Te
     Returns:
         ``(B, H, Lq, Dv)`` attention outputs in the state's dtype.
     """
+    check_scale(scale)
     kern = get_kernel(state.kernel)
     fq = kern.phi(q.to(state.S.dtype) * (1.0 if scale is None else scale))
     return _read(kern, fq, state.S, state.C, state.shift)

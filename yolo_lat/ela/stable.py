@@ -77,6 +77,8 @@ def rescale_factor(old_shift: Tensor, new_shift: Tensor) -> Tensor:
 
 def append_ones(v: Tensor) -> Tensor:
     """``[v, 1]``: one matmul against it yields numerator and denominator together."""
+    if v.shape[-1] == 0:  # no value columns: just the ones (an empty sum plus 1, so v keeps a gradient)
+        return v.sum(-1, keepdim=True) + 1
     return torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
 
 

@@ -21,11 +21,22 @@ from yolo_lat.args import ArgumentError
 from yolo_lat.cli import main as cli_main
 
 from .checkpoint import find_latest_checkpoint, load_model
+from .checks import SEED, Limit, check_device, check_values, read_text_file
 from .experts import describe_experts, format_experts
+from .generate import MAX_NEW_TOKENS, TEMPERATURE, TOP_K
 from .train import default_corpus
 from .train import train as train_model
 
-__all__ = ["EXPERTS_DEFAULTS", "GENERATE_DEFAULTS", "experts", "generate", "main", "train"]
+__all__ = [
+    "EXPERTS_DEFAULTS",
+    "EXPERTS_LIMITS",
+    "GENERATE_DEFAULTS",
+    "GENERATE_LIMITS",
+    "experts",
+    "generate",
+    "main",
+    "train",
+]
 
 GENERATE_DEFAULTS: dict[str, Any] = {
     "model": "",
@@ -49,6 +60,7 @@ GENERATE_DOCS = {
     "compile": "compile the fixed-shape decode step (torch.compile; the first token waits for it)",
     "cuda_graph": "CUDA: capture the decode step once and replay it per token",
 }
+GENERATE_LIMITS = {"max_new_tokens": MAX_NEW_TOKENS, "temperature": TEMPERATURE, "top_k": TOP_K, "seed": SEED}
 EXPERTS_DEFAULTS: dict[str, Any] = {"model": "", "top": 10, "sample": 4096, "device": "cpu"}
 EXPERTS_DOCS = {
     "model": "checkpoint (empty: the latest runs/text/*/last.pt)",
@@ -56,6 +68,7 @@ EXPERTS_DOCS = {
     "sample": "tokens of the training text: routing shares, and only tokens seen there are listed (0: off)",
     "device": "cpu or cuda[:N]",
 }
+EXPERTS_LIMITS = {"top": Limit(int, 1), "sample": Limit(int, 0)}
 
 
 def _checkpoint(model: str) -> str:
@@ -84,11 +97,12 @@ def generate(settings: dict[str, Any]) -> int:
     Args:
         settings: :data:`GENERATE_DEFAULTS` with the given values.
     """
-    model, tokenizer, _ = load_model(_checkpoint(settings["model"]), settings["device"])
+    check_values(settings, GENERATE_LIMITS)
+    device = check_device(settings["device"])
+    model, tokenizer, _ = load_model(_checkpoint(settings["model"]), device)
     prompt = tokenizer.encode(str(settings["prompt"]))
     if not prompt:
         raise ArgumentError("prompt must not be empty")
-    device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(settings["seed"])
     ids = torch.tensor([prompt], device=device)
     out = model.generate(
@@ -110,12 +124,16 @@ def experts(settings: dict[str, Any]) -> int:
     Args:
         settings: :data:`EXPERTS_DEFAULTS` with the given values.
     """
+    check_values(settings, EXPERTS_LIMITS)
+    device = check_device(settings["device"])
     path = _checkpoint(settings["model"])
-    model, tokenizer, record = load_model(path, settings["device"])
+    model, tokenizer, record = load_model(path, device)
     sample = None
     if settings["sample"] > 0:
         data = record.get("settings", {}).get("data", "")
-        text = Path(data).read_text(encoding="utf-8") if data else default_corpus()
+        if data and not Path(data).is_file():
+            raise FileNotFoundError(f"{path} was trained on {data}, which is gone; pass sample=0 or restore the file")
+        text = read_text_file(data) if data else default_corpus()
         ids = tokenizer.encode(text)[: settings["sample"]]
         sample = torch.tensor([ids], device=next(model.parameters()).device)
     print(f"experts of {path} (nearest tokens by cosine of embedding and label vector)")

@@ -7,10 +7,26 @@ from typing import Any
 
 from yolo_lat.ela import get_kernel
 
-__all__ = ["ATTENTIONS", "MOE_BIASES", "ELAGPTConfig"]
+from .checks import Limit, check_values
+
+__all__ = ["ATTENTIONS", "LIMITS", "MOE_BIASES", "ELAGPTConfig"]
 
 MOE_BIASES = ("outer", "inner", "none")
 ATTENTIONS = ("ela", "softmax")
+
+#: What the numeric fields accept (NaN and infinities never pass).
+LIMITS = {
+    "vocab_size": Limit(int, 1),
+    "d_model": Limit(int, 1),
+    "n_layers": Limit(int, 1),
+    "n_heads": Limit(int, 1),
+    "moe_experts": Limit(int, 0),
+    "moe_top_k": Limit(int, 1),
+    "ffn_mult": Limit(float, 0, closed=False),
+    "rope_base": Limit(float, 0, closed=False),
+    "moe_balance_weight": Limit(float, 0),
+    "norm_eps": Limit(float, 0, closed=False),
+}
 
 
 @dataclass
@@ -69,10 +85,7 @@ class ELAGPTConfig:
     norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "d_model", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_values(asdict(self), LIMITS)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.head_dim % 2:
@@ -81,12 +94,8 @@ class ELAGPTConfig:
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
         if self.moe_bias not in MOE_BIASES:
             raise ValueError(f"moe_bias must be one of {', '.join(MOE_BIASES)}, got {self.moe_bias!r}")
-        if self.moe_experts < 0:
-            raise ValueError(f"moe_experts must be >= 0, got {self.moe_experts}")
         if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
             raise ValueError(f"moe_top_k must be in 1..moe_experts={self.moe_experts}, got {self.moe_top_k}")
-        if self.ffn_mult <= 0:
-            raise ValueError(f"ffn_mult must be positive, got {self.ffn_mult}")
         self.kernel = get_kernel(self.kernel).name  # unknown names fail here, with a did-you-mean
 
     @property

@@ -11,6 +11,12 @@ import torch
 from torch import Tensor, nn
 
 from . import static
+from .checks import Limit
+
+#: What the sampling arguments accept (also the ``text generate`` command's limits).
+TEMPERATURE = Limit(float, 0)
+TOP_K = Limit(int, 0)
+MAX_NEW_TOKENS = Limit(int, 0)
 
 __all__ = ["generate", "generate_by_recompute", "pick_next_token"]
 
@@ -29,12 +35,19 @@ def pick_next_token(
     Returns:
         ``(B,)`` token ids.
 
+    Raises:
+        ValueError: a negative or non-finite ``temperature``, a negative ``top_k``.
+
     Example:
         >>> pick_next_token(torch.tensor([[0.1, 2.0, -1.0]]))
         tensor([1])
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    _check_sampling(temperature, top_k)
+    return _sample(logits, temperature, top_k, generator)
+
+
+def _sample(logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None) -> Tensor:
+    """:func:`pick_next_token` after its checks (``generate`` checks once, then samples every token)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     scaled = logits.float() / temperature
@@ -45,6 +58,12 @@ def pick_next_token(
     if generator is not None and generator.device.type != probs.device.type:
         raise ValueError(f"generator is on {generator.device}, logits on {probs.device}")
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _check_sampling(temperature: float, top_k: int | None) -> None:
+    TEMPERATURE.check("temperature", temperature)
+    if top_k is not None:
+        TOP_K.check("top_k", top_k)
 
 
 @torch.no_grad()
@@ -64,8 +83,8 @@ def generate(
     Args:
         model: the language model.
         ids: ``(B, L)`` prompt token ids, ``L >= 1``.
-        max_new_tokens: number of tokens to append.
-        temperature: 0 (default) for greedy decoding; > 0 to sample.
+        max_new_tokens: number of tokens to append (``>= 0``).
+        temperature: 0 (default) for greedy decoding; > 0 to sample (finite).
         top_k: restrict sampling to the k most likely tokens.
         generator: random generator for sampling.
         compile: decode with a :class:`~yolo_lat.text.StaticDecoder` whose step is compiled
@@ -77,6 +96,10 @@ def generate(
     Returns:
         ``(B, L + max_new_tokens)`` the prompt followed by the generated tokens.
 
+    Raises:
+        ValueError: a prompt that is not ``(B, L >= 1)``, a negative ``max_new_tokens``, or bad
+            sampling arguments (see :func:`pick_next_token`).
+
     Example:
         >>> from yolo_lat.text import ELAGPT, ELAGPTConfig
         >>> model = ELAGPT(ELAGPTConfig(d_model=32, n_heads=4)).eval()
@@ -85,13 +108,15 @@ def generate(
     """
     if ids.dim() != 2 or ids.shape[1] == 0:
         raise ValueError(f"prompt must be (batch, length) with length >= 1, got {tuple(ids.shape)}")
-    if max_new_tokens <= 0:
+    MAX_NEW_TOKENS.check("max_new_tokens", max_new_tokens)
+    _check_sampling(temperature, top_k)
+    if max_new_tokens == 0:
         return ids
     was_training = model.training
     model.eval()
     try:
         logits, state = model.prefill(ids)
-        token = pick_next_token(logits[:, -1], temperature, top_k, generator)
+        token = _sample(logits[:, -1], temperature, top_k, generator)
         out = [ids, token[:, None]]
         if (compile or cuda_graph) and max_new_tokens > 1:
             max_length = ids.shape[1] + max_new_tokens  # (a softmax model's KV cache is preallocated to it)
@@ -105,7 +130,7 @@ def generate(
                 return logits
 
         for _ in range(max_new_tokens - 1):
-            token = pick_next_token(step(token), temperature, top_k, generator)
+            token = _sample(step(token), temperature, top_k, generator)
             out.append(token[:, None])
     finally:
         model.train(was_training)

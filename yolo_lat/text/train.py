@@ -1,7 +1,7 @@
 """Training loop of the text models: random windows of a text file, AdamW, validation, checkpoints, resume.
 
 ``train()`` with no settings trains a small ELA-GPT (Hyper-Link, causal Memory Lobe, 4 label-routed
-experts) on the embedded corpus in well under a minute on two CPU cores and writes
+experts) on the embedded corpus on a CPU and writes
 ``runs/text/train*/last.pt`` (and ``best.pt``, the lowest validation loss).
 """
 
@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
-from .checkpoint import FORMAT, find_latest_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, find_latest_checkpoint, load_weights, read_checkpoint, save_checkpoint
+from .checks import SEED, Limit, check_device, check_values, read_text_file
+from .config import LIMITS as CONFIG_LIMITS
 from .config import ELAGPTConfig
 from .model import ELAGPT
 from .tokenizer import load_tokenizer
 
-__all__ = ["DEFAULTS", "DOCS", "MODEL_KEYS", "default_corpus", "split_tokens", "train", "validation_loss"]
+__all__ = ["DEFAULTS", "DOCS", "LIMITS", "MODEL_KEYS", "default_corpus", "split_tokens", "train", "validation_loss"]
 
 MODEL_KEYS = (
     "d_model",
@@ -106,6 +108,25 @@ DOCS = {
     "seed": "random seed (weights and batch order)",
     "progress": "show a progress bar",
 }
+
+#: What every numeric setting accepts (checked by :func:`train`; NaN and infinities never pass).
+LIMITS: dict[str, Limit] = {
+    **{key: limit for key, limit in CONFIG_LIMITS.items() if key in MODEL_KEYS},
+    "block": Limit(int, 1),
+    "batch": Limit(int, 1),
+    "steps": Limit(int, 1),
+    "lr": Limit(float, 0, closed=False),
+    "weight_decay": Limit(float, 0),
+    "warmup": Limit(int, 0),
+    "grad_clip": Limit(float, 0),
+    "val_fraction": Limit(float, 0, 1, closed=False, closed_high=False),
+    "val_every": Limit(int, 1),
+    "val_batches": Limit(int, 1),
+    "seed": SEED,
+}
+
+#: What resuming reads from ``last.pt`` besides the model.
+RESUME_KEYS = ("settings", "optimizer", "batch_rng", "step", "best_val", "history")
 
 
 def default_corpus() -> str:
@@ -202,6 +223,11 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
         ``{"run": folder, "last": path, "best": path, "step": n, "train_loss": x, "val_loss": y,
         "seconds": t, "history": [...], "parameters": n}``.
 
+    Raises:
+        ValueError: a setting outside its range (:data:`LIMITS`, non-finite numbers included), an
+            absent device, an unreadable ``data`` file or ``last.pt`` to resume from.
+        FileNotFoundError: ``data`` or, with ``resume``, the run's ``last.pt`` does not exist.
+
     Example:
         >>> summary = train(steps=20, d_model=32, progress=False)  # doctest: +SKIP
         >>> summary["val_loss"] < 5.5  # doctest: +SKIP
@@ -212,11 +238,9 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")
     if settings["schedule"] not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be cosine or constant, got {settings['schedule']!r}")
-    for key in ("block", "batch", "val_every", "val_batches"):
-        if settings[key] < 1:
-            raise ValueError(f"{key} must be >= 1, got {settings[key]}")
-    device = torch.device(settings["device"])
+        raise ValueError(f"schedule={settings['schedule']!r}: expected cosine or constant")
+    check_values(settings, LIMITS)
+    device = check_device(settings["device"])
     folder = _run_folder(settings)
     last_path, best_path = folder / "last.pt", folder / "best.pt"
 
@@ -224,13 +248,17 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
     if settings["resume"]:
         if not last_path.is_file():
             raise FileNotFoundError(f"nothing to resume: {last_path} does not exist")
-        record = torch.load(last_path, map_location="cpu", weights_only=True)
+        record = read_checkpoint(last_path)
+        lacking = [key for key in RESUME_KEYS if key not in record]
+        if lacking:
+            raise ValueError(f"{last_path}: cannot resume, the checkpoint lacks {', '.join(lacking)}")
         saved = record["settings"]
         kept = {k: saved.get(k, settings[k]) for k in (*MODEL_KEYS, "tokenizer", "data", "block", "val_fraction")}
         settings.update(kept)  # the model and data cannot change on resume; steps, lr, ... can
+        check_values(settings, LIMITS)
 
     tokenizer = load_tokenizer(settings["tokenizer"])
-    text = Path(settings["data"]).read_text(encoding="utf-8") if settings["data"] else default_corpus()
+    text = read_text_file(settings["data"]) if settings["data"] else default_corpus()
     tokens = torch.tensor(tokenizer.encode(text), dtype=torch.long)
     train_tokens, val_tokens = split_tokens(tokens, settings["block"], settings["val_fraction"])
 
@@ -241,7 +269,7 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
     batches = torch.Generator().manual_seed(settings["seed"])
     step, best_val, history = 0, math.inf, []
     if record is not None:
-        model.load_state_dict(record["model"])
+        load_weights(model, record, last_path)
         optimizer.load_state_dict(record["optimizer"])
         batches.set_state(record["batch_rng"])
         step, best_val, history = record["step"], record["best_val"], record["history"]
@@ -281,13 +309,20 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, settings)
         ce, aux = model.loss(inputs.to(device), targets.to(device))
+        loss = ce.item()
+        if not math.isfinite(loss + aux.item()):  # stop before a NaN step reaches the weights and checkpoints
+            bar.close()
+            clip = " or set grad_clip > 0" if settings["grad_clip"] == 0 else ""
+            kept = f"; {last_path} keeps step {history[-1]['step']}" if history else ""
+            advice = f"lower lr={settings['lr']:g}{clip}{kept}"
+            raise ValueError(f"training diverged at step {step + 1} (loss {loss}): {advice}")
         optimizer.zero_grad(set_to_none=True)
         (ce + aux).backward()
         if settings["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
         optimizer.step()
         step += 1
-        running = ce.item() if running is None else 0.9 * running + 0.1 * ce.item()
+        running = loss if running is None else 0.9 * running + 0.1 * loss
         bar.update(1)
         bar.set_postfix(loss=f"{running:.3f}")
         if step % settings["val_every"] == 0 or step == settings["steps"]:
@@ -299,8 +334,6 @@ def train(settings: dict[str, Any] | None = None, **overrides: Any) -> dict[str,
                 checkpoint(best_path)
             checkpoint(last_path)
     bar.close()
-    if not last_path.exists():  # steps=0: still leave a loadable checkpoint
-        checkpoint(last_path)
     last = history[-1] if history else {"train_loss": math.nan, "val_loss": math.nan}
     return {
         "run": str(folder),
