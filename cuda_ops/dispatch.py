@@ -34,6 +34,7 @@ SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 SUPPORTED_DIMS = (16, 32, 64, 128)
 _BUILTIN = {id(getattr(_kernels, name)): name for name in KERNEL_IDS}
 
+
 def _device_reason(q: Tensor, k: Tensor, v: Tensor) -> str | None:
     # (written for a decode step's budget: one device object, no set)
     device = q.device
