@@ -26,6 +26,7 @@ CASES = [dict(kernel=k) for k in list_kernels()] + [
     dict(memory_lobe=False, moe_experts=0),
     dict(attention="softmax"),
     dict(attention="softmax", hyperlink=False, moe_bias="none"),
+    dict(hyperlink_form="reference", lobe_form="reference", moe_gate="linear"),  # the reference code's forms
 ]
 
 

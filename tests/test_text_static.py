@@ -17,6 +17,7 @@ CASES = [
     dict(moe_bias="none", kernel="sub_sq_euclid"),
     dict(attention="softmax"),  # a KV cache preallocated to max_length, lobe + MoE
     dict(attention="softmax", hyperlink=False, memory_lobe=False, moe_experts=0),
+    dict(hyperlink_form="reference", lobe_form="reference", moe_gate="linear"),  # the reference code's forms
 ]
 
 

@@ -9,10 +9,23 @@ from yolo_lat.ela import get_kernel
 
 from .checks import Limit, check_values
 
-__all__ = ["ATTENTIONS", "LIMITS", "MOE_BIASES", "ELAGPTConfig"]
+__all__ = ["ATTENTIONS", "HYPERLINK_FORMS", "LIMITS", "LOBE_FORMS", "MOE_BIASES", "MOE_GATES", "ELAGPTConfig"]
 
 MOE_BIASES = ("outer", "inner", "none")
 ATTENTIONS = ("ela", "softmax")
+#: Forms of the Hyper-Link layer, the Memory Lobe and the MoE gate; the first is the default
+#: (the paper's prose), ``reference``/``linear`` the paper's public reference code (docs/text.md, Variants).
+HYPERLINK_FORMS = ("paper", "reference")
+LOBE_FORMS = ("project", "reference")
+MOE_GATES = ("label", "linear")
+_CHOICES = {
+    "attention": ATTENTIONS,
+    "moe_bias": MOE_BIASES,
+    "hyperlink_form": HYPERLINK_FORMS,
+    "lobe_form": LOBE_FORMS,
+    "moe_gate": MOE_GATES,
+}
+_NEEDS = {"hyperlink_form": "hyperlink=True", "lobe_form": "memory_lobe=True", "moe_gate": "moe_experts > 0"}
 
 #: What the numeric fields accept (NaN and infinities never pass).
 LIMITS = {
@@ -59,6 +72,14 @@ class ELAGPTConfig:
             (symmetric) embedding similarity with the current one; untied, the validation loss of
             the default 150-step training run fell from 2.91 to 2.41.
         norm_eps: epsilon of the RMS norms.
+        hyperlink_form: ``paper`` ``x + ffn(a)`` or ``reference`` ``x + a + ffn(a)``, with
+            ``a = attn(norm x)`` (the reference code's MoE adds its input back); needs ``hyperlink``.
+        lobe_form: ``project`` (several heads over the normed flow ``x_k - x_{k-1}``, output
+            projection) or ``reference`` (one head of width ``d_model``, Q/K/V projections only,
+            over what this layer's FFN writes into the stream); needs ``memory_lobe``.
+        moe_gate: ``label`` (label vectors, routing-score bias) or ``linear`` (a linear gate on the
+            expert input, top-k scores renormalised to sum to 1, no label vectors: ``moe_bias`` does
+            not apply); needs ``moe_experts > 0``.
 
     Example:
         >>> cfg = ELAGPTConfig(d_model=64, n_layers=2, n_heads=4, moe_experts=4)
@@ -83,6 +104,9 @@ class ELAGPTConfig:
     moe_balance_weight: float = 0.01
     tie_embeddings: bool = False
     norm_eps: float = 1e-6
+    hyperlink_form: str = "paper"
+    lobe_form: str = "project"
+    moe_gate: str = "label"
 
     def __post_init__(self) -> None:
         check_values(asdict(self), LIMITS)
@@ -90,10 +114,15 @@ class ELAGPTConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim = d_model / n_heads = {self.head_dim} must be even for RoPE")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
-        if self.moe_bias not in MOE_BIASES:
-            raise ValueError(f"moe_bias must be one of {', '.join(MOE_BIASES)}, got {self.moe_bias!r}")
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        switched_off = {"hyperlink_form": not self.hyperlink, "lobe_form": not self.memory_lobe}
+        switched_off["moe_gate"] = not self.moe_experts
+        for name, off in switched_off.items():
+            if off and getattr(self, name) != _CHOICES[name][0]:
+                raise ValueError(f"{name}={getattr(self, name)!r} needs {_NEEDS[name]}")
         if self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts:
             raise ValueError(f"moe_top_k must be in 1..moe_experts={self.moe_experts}, got {self.moe_top_k}")
         self.kernel = get_kernel(self.kernel).name  # unknown names fail here, with a did-you-mean

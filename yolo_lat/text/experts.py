@@ -42,7 +42,7 @@ def routing_shares(model: ELAGPT, ids: torch.Tensor) -> dict[int, torch.Tensor]:
 
         def capture(module: LabelRoutedMoE, args: tuple, kwargs: dict, layer: int = layer) -> None:
             routed = kwargs.get("route_on")
-            routed = args[0] if routed is None else routed
+            routed = args[0] if routed is None or module.gate is not None else routed
             _, _, top_experts = module.route(routed.reshape(-1, routed.shape[-1]))
             seen[layer] = torch.bincount(top_experts[:, 0], minlength=module.n_experts).float()
 
@@ -87,6 +87,8 @@ def describe_experts(
     layers = _moe_layers(model)
     if not layers:
         raise ValueError("this model has no experts (moe_experts=0)")
+    if layers[0][1].labels is None:
+        raise ValueError("this model's experts have a linear gate (moe_gate=linear) and no label vectors to list")
     embeddings = F.normalize(model.embed.weight.float(), dim=-1)
     shares = routing_shares(model, sample) if sample is not None else {}
     rows = []

@@ -7,6 +7,11 @@ Layers (see docs/text.md):
 * standard pre-norm (``hyperlink=False``): ``x = x + attn(norm x)``, ``x = x + ffn(norm x)``
   ``[+ lobe_k(dx_k)]``.
 
+The reference code's forms (``ELAGPTConfig`` ``hyperlink_form``, ``lobe_form``, ``moe_gate``):
+``hyperlink_form="reference"`` gives ``x + a + ffn(a)`` with ``a = attn(norm x)``; with
+``lobe_form="reference"`` the lobe reads what the FFN step writes into the stream this layer
+(``ffn(a)``, ``a + ffn(a)`` or ``ffn(norm x)``) instead of ``dx_k``.
+
 ``dx_k = x_k - x_{k-1}`` is the flow into layer k (the first layer's flow is the embedding).
 Decoding keeps, per layer, the attention state (an :class:`~yolo_lat.ela.ELAState` of constant size,
 or a :class:`~yolo_lat.text.attention.KVCache` for the softmax baseline) and the lobe's ELA state.
@@ -48,25 +53,39 @@ class ELAGPTBlock(nn.Module):
     def __init__(self, config: ELAGPTConfig) -> None:
         super().__init__()
         self.hyperlink = config.hyperlink
+        self.attention_in_stream = config.hyperlink_form == "reference"
         self.attn_norm = RMSNorm(config.d_model, config.norm_eps)
         self.attn = CausalSelfAttention(config.d_model, config.n_heads, config.attention, config.kernel)
         self.ffn_norm = None if config.hyperlink else RMSNorm(config.d_model, config.norm_eps)
         if config.moe_experts:
             self.ffn: nn.Module = LabelRoutedMoE(
-                config.d_model, config.ffn_hidden, config.moe_experts, config.moe_top_k, config.moe_bias
+                config.d_model,
+                config.ffn_hidden,
+                config.moe_experts,
+                config.moe_top_k,
+                config.moe_bias,
+                config.moe_gate,
             )
         else:
             self.ffn = SwiGLU(config.d_model, config.ffn_hidden)
         self.lobe = (
-            MemoryLobe(config.d_model, config.n_heads, config.kernel, config.lobe_bidirectional, config.norm_eps)
+            MemoryLobe(
+                config.d_model,
+                config.n_heads,
+                config.kernel,
+                config.lobe_bidirectional,
+                config.norm_eps,
+                config.lobe_form,
+            )
             if config.memory_lobe
             else None
         )
 
     def _feed_forward(self, x: Tensor, stream: Tensor) -> tuple[Tensor, Tensor]:
-        # experts are routed on the residual stream that their output joins (see moe.py)
+        # label-routed experts are routed on the residual stream that their output joins (see moe.py);
+        # a linear gate routes on the expert input
         if isinstance(self.ffn, LabelRoutedMoE):
-            return self.ffn(x, route_on=stream)
+            return self.ffn(x, route_on=stream) if self.ffn.gate is None else self.ffn(x)
         return self.ffn(x), x.new_zeros(())
 
     def forward(
@@ -93,6 +112,8 @@ class ELAGPTBlock(nn.Module):
         attended, attention_state = self.attn(self.attn_norm(x), rope, state.attention, use_cache)
         if self.hyperlink:
             update, balance = self._feed_forward(attended, x)
+            if self.attention_in_stream:  # reference form: the FFN/MoE adds its input back
+                update = attended + update
             out = x + update
         else:
             mid = x + attended
@@ -100,7 +121,8 @@ class ELAGPTBlock(nn.Module):
             out = mid + update
         lobe_state = None
         if self.lobe is not None:
-            remembered, lobe_state = self.lobe(x - previous, state.lobe, use_cache)
+            read = update if self.lobe.form == "reference" else x - previous
+            remembered, lobe_state = self.lobe(read, state.lobe, use_cache)
             out = out + remembered
         return out, balance, (LayerState(attention_state, lobe_state) if use_cache else None)
 

@@ -12,6 +12,10 @@ Routing is strictly per token: no capacity limit, no dropped tokens, so a positi
 depends on other positions (capacity limits decide which tokens to drop by looking at the whole
 batch, which in a causal model would leak later tokens into earlier ones). The load-balancing loss
 does use batch statistics, but it only enters the training loss, never an output.
+
+``gate="linear"`` is the paper's reference code's router instead: a bias-free linear map of the
+expert input to E logits, the top-k of their softmax renormalised to sum to 1, no label vectors
+and so no routing-score bias (``bias`` is unused); the load-balancing loss is the same.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class LabelRoutedMoE(nn.Module):
         n_experts: number of experts E.
         top_k: experts per token.
         bias: ``outer``, ``inner`` or ``none`` (see the module docstring).
+        gate: ``label`` (label vectors) or ``linear`` (a linear gate; no label vectors, no bias).
 
     Example:
         >>> moe = LabelRoutedMoE(16, 32, n_experts=4, top_k=2)
@@ -44,14 +49,20 @@ class LabelRoutedMoE(nn.Module):
         (torch.Size([2, 5, 16]), torch.Size([]))
     """
 
-    def __init__(self, dim: int, hidden: int, n_experts: int, top_k: int, bias: str = "outer") -> None:
+    def __init__(
+        self, dim: int, hidden: int, n_experts: int, top_k: int, bias: str = "outer", gate: str = "label"
+    ) -> None:
         super().__init__()
         if bias not in ("outer", "inner", "none"):
             raise ValueError(f"bias must be outer, inner or none, got {bias!r}")
+        if gate not in ("label", "linear"):
+            raise ValueError(f"gate must be label or linear, got {gate!r}")
         self.n_experts = n_experts
         self.top_k = top_k
-        self.bias = bias
-        self.labels = nn.Parameter(torch.randn(n_experts, dim) * 0.02)
+        self.gate_form = gate
+        self.bias = bias if gate == "label" else "none"
+        self.labels = nn.Parameter(torch.randn(n_experts, dim) * 0.02) if gate == "label" else None
+        self.gate = nn.Linear(dim, n_experts, bias=False) if gate == "linear" else None
         self.experts = nn.ModuleList(SwiGLU(dim, hidden) for _ in range(n_experts))
 
     def route(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -62,8 +73,12 @@ class LabelRoutedMoE(nn.Module):
 
         Returns:
             ``(probs (N, E), top_scores (N, k), top_experts (N, k))``: all scores, and the chosen
-            experts with their scores.
+            experts with their scores (``linear`` gate: renormalised over the k chosen, summing to 1).
         """
+        if self.gate is not None:
+            probs = self.gate(x).softmax(dim=-1)
+            top_scores, top_experts = probs.topk(self.top_k, dim=-1)
+            return probs, top_scores / top_scores.sum(dim=-1, keepdim=True), top_experts
         logits = F.rms_norm(x, (x.shape[-1],)) @ self.labels.t()
         probs = logits.softmax(dim=-1)
         top_scores, top_experts = probs.topk(self.top_k, dim=-1)
@@ -75,7 +90,7 @@ class LabelRoutedMoE(nn.Module):
         Args:
             x: ``(..., dim)`` expert inputs (any leading shape; each token is routed on its own).
             route_on: ``(..., dim)`` what the router scores against the label vectors, position by
-                position (default: ``x``).
+                position (default: ``x``; the ``linear`` gate always routes on ``x``).
 
         Returns:
             ``(y (..., dim), balance)``: the output, and the load-balancing loss
@@ -83,7 +98,8 @@ class LabelRoutedMoE(nn.Module):
         """
         shape = x.shape
         tokens = x.reshape(-1, shape[-1])
-        probs, top_scores, top_experts = self.route(tokens if route_on is None else route_on.reshape(-1, shape[-1]))
+        routed = tokens if route_on is None or self.gate is not None else route_on.reshape(-1, shape[-1])
+        probs, top_scores, top_experts = self.route(routed)
         if _fixed_shapes_only(tokens):
             out = self._mix_dense(tokens, top_scores, top_experts)
         else:
@@ -101,11 +117,10 @@ class LabelRoutedMoE(nn.Module):
                 continue
             score = top_scores[token_index, slot].unsqueeze(-1)
             result = expert(tokens[token_index])
-            label = self.labels[expert_index]
             if self.bias == "outer":
-                result = score * result + label
+                result = score * result + self.labels[expert_index]
             elif self.bias == "inner":
-                result = score * (result + label)
+                result = score * (result + self.labels[expert_index])
             else:
                 result = score * result
             out = out.index_add(0, token_index, result)

@@ -38,6 +38,9 @@ MODEL_KEYS = (
     "lobe_bidirectional",
     "tie_embeddings",
     "moe_balance_weight",
+    "hyperlink_form",
+    "lobe_form",
+    "moe_gate",
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -56,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "attention": "ela",
     "lobe_bidirectional": False,
     "tie_embeddings": False,
+    "hyperlink_form": "paper",
+    "lobe_form": "project",
+    "moe_gate": "label",
     "block": 64,
     "batch": 16,
     "steps": 200,
@@ -90,6 +96,9 @@ DOCS = {
     "attention": "ela or softmax (baseline)",
     "lobe_bidirectional": "lobe sees the future (leak demonstration only; the model cannot generate)",
     "tie_embeddings": "share the input embedding with the output head",
+    "hyperlink_form": "paper (x + ffn(a)) or reference (x + a + ffn(a), the reference code), a = attn(norm x)",
+    "lobe_form": "project (flow, norm, heads, out-proj) or reference (1 head, QKV only, reads the FFN output)",
+    "moe_gate": "label (label vectors, routing-score bias) or linear (linear top-k gate, reference code)",
     "block": "context length of a training window",
     "batch": "windows per step",
     "steps": "total optimisation steps (with resume: continue up to this many)",
