@@ -120,7 +120,7 @@ def test_every_command_in_the_table_has_a_handler_and_documented_arguments():
     leaves = list(_leaves([COMMANDS]))
     names = {" ".join(node.name for node in path[1:]) for path in leaves}
     assert {"train", "info", "benchmark decode", "data check", "text generate", "demo"} <= names
-    assert len(leaves) == 5 + 8 + 3 + 3 + 1
+    assert len(leaves) == 5 + 9 + 3 + 3 + 1
     for path in leaves:
         command = path[-1]
         assert callable(load(command.handler)), command.name

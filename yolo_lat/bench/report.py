@@ -52,6 +52,8 @@ def _kind(record: dict[str, Any]) -> str:
         return "decode"
     if "chance" in record:
         return "mqar"
+    if record.get("benchmark") == "curves":
+        return "curves"
     if record.get("benchmark") == "launch_overhead":
         return "launch_overhead"
     if "leak_probe" in record and "final_val_loss" in record:
@@ -165,6 +167,10 @@ def render(record: dict[str, Any]) -> str:
         from yolo_lat.bench.mqar import render as mqar
 
         return mqar(record)
+    if kind == "curves":
+        from yolo_lat.bench.curves import render as curves
+
+        return curves(record)
     if kind == "kernels":
         return _kernels(record)
     if kind == "kernel_check":
@@ -223,6 +229,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "mqar_hyperlink_cpu.json": (
         "Multi-query associative recall with Hyper-Link layers (CPU)",
         "yolo-lat benchmark mqar hyperlink=True out=benchmarks/results/mqar_hyperlink_cpu.json",
+    ),
+    "text_curves_cpu.json": (
+        "Text training curves: ELA vs softmax, Hyper-Link and Memory Lobe forms (CPU)",
+        "yolo-lat benchmark curves out=benchmarks/results/text_curves_cpu.json",
+        "The curves are plotted in `benchmarks/results/text_curves_cpu.png`.",
     ),
     "lobe_leak_cpu.json": (
         "Memory Lobe: causal vs bidirectional (CPU, one thread)",

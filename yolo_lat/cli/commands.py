@@ -99,6 +99,11 @@ BENCHMARK = Command(
             "Multi-query associative recall (MQAR): can the model look a key up in its context?",
         ),
         _bench(
+            "curves",
+            "text models: training curves, ELA vs softmax per Hyper-Link / lobe variant",
+            "Training and validation loss curves of ELA-GPT vs its softmax twin, per layer variant.",
+        ),
+        _bench(
             "kernels",
             "GPU: fused ELA kernels vs torch ELA, SDPA and fla; stages, launch settings",
             "Fused ELA kernels on a GPU vs plain-PyTorch ELA, SDPA and fla: time, bandwidth, stages, settings.",
