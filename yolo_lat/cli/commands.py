@@ -8,7 +8,7 @@ group lists its subcommands. Handlers and tables are named, not imported, so tha
 
 Example:
     >>> [command.name for command in COMMANDS.children]
-    ['train', 'val', 'predict', 'export', 'info', 'benchmark', 'data', 'text', 'demo']
+    ['train', 'val', 'predict', 'export', 'info', 'convert', 'benchmark', 'data', 'text', 'demo']
     >>> COMMANDS.child("benchmark").child("decode").handler
     'yolo_lat.bench.decode:command'
 """
@@ -82,6 +82,16 @@ BENCHMARK = Command(
             "models",
             "YOLO-LAT vs YOLO12 vs YOLO26: latency, FPS, params, FLOPs, mAP",
             "Model benchmark: YOLO-LAT vs YOLO12 vs YOLO26 side by side, every backend, tables and plots.",
+        ),
+        _bench(
+            "accuracy",
+            "train models with one recipe and seeds; mAP vs latency and parameters",
+            "Accuracy benchmark: train every model with the same recipe and seeds, validate, time inference.",
+        ),
+        _bench(
+            "ablate",
+            "mAP of a trained model with each attention block removed in turn",
+            "Attention ablation: mAP of a trained model with each attention block's contribution removed.",
         ),
         _bench(
             "attention",
@@ -200,6 +210,13 @@ COMMANDS = Command(
         _model("predict", "detect objects in images/videos"),
         _model("export", "export to ONNX (standard or custom ELA op) or a TensorRT engine", EXPORT_EXTRA),
         _model("info", "layers, parameters and GFLOPs of a model", {"detailed": "list every layer (True/False)"}),
+        _table(
+            "convert",
+            "convert a YOLO12 checkpoint to its yolo12-ela twin (area attention -> ELA)",
+            "yolo_lat.cli.convert",
+            "CONVERT_",
+            "Convert a trained YOLO12 checkpoint into a yolo12-ela checkpoint; mAP before/after with data=.",
+        ),
         BENCHMARK,
         DATA,
         TEXT,
