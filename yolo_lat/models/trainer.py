@@ -28,6 +28,7 @@ from ultralytics.utils import LOGGER
 import yolo_lat.nn  # noqa: F401  (importing it registers the YOLO-LAT blocks with Ultralytics)
 
 from .config import resolve_model_yaml
+from .convert import transfer_report
 from .offline import offline_training_checks
 
 _STAGING = ".partial"  # checkpoints are written into wdir/.partial/ and renamed into wdir
@@ -51,15 +52,23 @@ class YOLOLATDetectionTrainer(DetectionTrainer):
 
         Args:
             cfg: model name (``yolo-lat-n.yaml``), path, or an already loaded model dict.
-            weights: a model whose matching parameters are copied in.
-            verbose: print the layer table.
+            weights: a model whose matching parameters are copied in; what was loaded and what was not
+                is logged (:func:`~yolo_lat.models.convert.transfer_report`), e.g. ``pretrained: loaded
+                691/691 tensors from yolo12n.pt``.
+            verbose: print the layer table and the transfer report.
 
         Returns:
             The ``DetectionModel`` with ``nc`` and input channels of the dataset.
         """
         if isinstance(cfg, (str, Path)):
             cfg = resolve_model_yaml(cfg)
-        return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        if weights is not None and verbose:
+            from_pretrained = isinstance(self.args.pretrained, (str, Path)) and not getattr(self, "resume", False)
+            label = "pretrained" if from_pretrained else "weights"
+            for line in transfer_report(model, weights).lines(label):
+                LOGGER.info(line)
+        return model
 
     def _setup_train(self) -> None:
         """Ultralytics' setup, with the AMP check done locally (no yolo26n.pt download)."""

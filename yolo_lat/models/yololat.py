@@ -21,6 +21,7 @@ from yolo_lat.export import register_ela_plugin
 
 from .checks import ModelError, check_model_path, check_resumable, explain_checkpoint
 from .config import resolve_model_yaml
+from .convert import check_pretrained
 from .offline import ensure_plot_fonts
 from .sizes import check_train_imgsz
 from .trainer import YOLOLATDetectionTrainer
@@ -103,13 +104,15 @@ class YOLOLAT(YOLO):
         """Refuse training settings that cannot train, before anything is written (``train`` runs this first).
 
         Args:
-            **kwargs: the ``train`` settings (``resume``, ``imgsz``, ``multi_scale`` are looked at).
+            **kwargs: the ``train`` settings (``resume``, ``imgsz``, ``multi_scale``, ``pretrained`` are looked at).
 
         Raises:
             ModelError: ``resume=`` on a finished run or on a model that is no training checkpoint
                 (:func:`~yolo_lat.models.checks.check_resumable`).
             ValueError: an ``imgsz`` too small for the model's loss
                 (:func:`~yolo_lat.models.sizes.check_train_imgsz`).
+            ModelError: a ``pretrained=`` file that is missing or no checkpoint
+                (:func:`~yolo_lat.models.convert.check_pretrained`).
 
         Example:
             >>> YOLOLAT("yolo-lat-pico.yaml").check_train(imgsz=32)  # doctest: +ELLIPSIS
@@ -126,6 +129,7 @@ class YOLOLAT(YOLO):
             imgsz = kwargs.get("imgsz") or self.overrides.get("imgsz") or DEFAULT_CFG_DICT["imgsz"]
             multi_scale = kwargs.get("multi_scale", self.overrides.get("multi_scale", DEFAULT_CFG_DICT["multi_scale"]))
             check_train_imgsz(self.model, imgsz, multi_scale, name=str(self.model_name))
+            check_pretrained(kwargs.get("pretrained", self.overrides.get("pretrained")))
 
     @keeps_torch_threads
     def train(self, trainer: Any = None, **kwargs: Any) -> Any:
