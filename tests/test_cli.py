@@ -119,8 +119,8 @@ def _leaves(path):
 def test_every_command_in_the_table_has_a_handler_and_documented_arguments():
     leaves = list(_leaves([COMMANDS]))
     names = {" ".join(node.name for node in path[1:]) for path in leaves}
-    assert {"train", "info", "benchmark decode", "data check", "text generate", "demo"} <= names
-    assert len(leaves) == 5 + 9 + 3 + 3 + 1
+    assert {"train", "info", "convert", "benchmark accuracy", "benchmark ablate", "data check", "demo"} <= names
+    assert len(leaves) == 6 + 11 + 3 + 3 + 1  # model commands + convert, benchmarks, data, text, demo
     for path in leaves:
         command = path[-1]
         assert callable(load(command.handler)), command.name
