@@ -14,6 +14,7 @@ from detect_fixtures import tiny_data, train_tiny
 
 from yolo_lat import YOLOLAT
 from yolo_lat.args import ArgumentError
+from yolo_lat.bench import report
 from yolo_lat.bench.ablate import ATTENTION_TYPES, attention_layers, markdown, removed
 from yolo_lat.cli import main
 from yolo_lat.nn import ELAAttention2d, ELABlock
@@ -77,6 +78,9 @@ def test_ablation_rows_files_and_table(pico, data, tmp_path, capsys):
     assert record["imgsz"] == 64 and "forward hook" in record["method"]
     assert (project / "ablate.md").read_text().strip() == markdown(record).strip()
     assert "attention removed" in capsys.readouterr().out
+    page = report.build(project)
+    assert "## Attention ablation: ablate" in page and f"`{record['command']}`" in page
+    assert markdown(record).splitlines()[-1] in page
 
 
 @pytest.mark.parametrize("name", ["yolo12-ela-n.yaml", "yolo12n.yaml", "yolo26n.yaml"])

@@ -13,6 +13,7 @@ from detect_fixtures import TINY, tiny_data
 
 from yolo_lat import YOLOLAT
 from yolo_lat.args import ArgumentError
+from yolo_lat.bench import report
 from yolo_lat.bench.accuracy_report import markdown
 from yolo_lat.bench.accuracy_runs import RUN_RECORD
 from yolo_lat.cli import main
@@ -58,6 +59,12 @@ def test_accuracy_trains_every_model_and_seed_writes_results_and_resumes(tmp_pat
     assert "yolo-lat-pico" in out and "mAP50-95 mean ± std" in out
     for suffix in ("_latency.png", "_params.png"):
         assert (tmp_path / f"acc{suffix}").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = tmp_path / "results"  # as committed under benchmarks/results: a section of docs/benchmarks.md
+    results.mkdir()
+    (results / "accuracy_cpu.json").write_text((tmp_path / "acc.json").read_text())
+    page = report.build(results)
+    assert "## Detector accuracy at one recipe: accuracy_cpu" in page and f"`{record['command']}`" in page
+    assert markdown(record).splitlines()[-1] in page and "`benchmarks/results/accuracy_cpu_latency.png`" in page
 
     # second run, same folder, one more seed: finished runs are reused, an interrupted one is trained again
     runs = {name: tmp_path / "acc" / f"{name}-s0" for name in MODELS}

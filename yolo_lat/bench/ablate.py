@@ -32,7 +32,7 @@ from torch import nn
 from ultralytics.nn.modules.block import AAttn, Attention
 
 from yolo_lat.args import ArgumentError
-from yolo_lat.bench import timing
+from yolo_lat.bench.accuracy_report import ablation_markdown as markdown
 from yolo_lat.bench.models import _versions
 from yolo_lat.bench.runner import write_json
 from yolo_lat.cli.model import prepare_data
@@ -224,21 +224,6 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
     }
-
-
-def markdown(record: dict[str, Any]) -> str:
-    """The method line and the table: one row for the full model, one per attention layer, one for all."""
-    headers = ["layer", "module", "attention removed", "attention params", "mAP50-95", "delta vs full", "mAP50"]
-    body = [
-        [r["layer"], r["module"], r["removed"], f"{r['attention_params']:,}", f"{r['map50_95']:.3f}",
-         f"{r['delta']:+.3f}", f"{r['map50']:.3f}"]
-        for r in record["rows"]
-    ]  # fmt: skip
-    head = (
-        f"Model {record['settings']['model']} ({record['model_yaml'] or 'unknown YAML'}, "
-        f"{record['parameters']:,} parameters), data {record['data_yaml']}. Method: {record['method']}."
-    )
-    return f"{head}\n\n{timing.format_table(headers, body)}"
 
 
 def command(settings: dict[str, Any]) -> int:

@@ -1,8 +1,10 @@
-"""The outputs of ``yolo-lat benchmark accuracy``: its Markdown table, its two plots, the files.
+"""The outputs of ``yolo-lat benchmark accuracy`` and ``ablate``: Markdown tables, two plots, the files.
 
-:func:`markdown` renders a record written by :func:`yolo_lat.bench.accuracy.run` (also for
-``yolo-lat benchmark report``); :func:`plot` draws mAP50-95 against latency and against
-parameters; :func:`write` writes ``<name>.json``, ``<name>.md`` and the PNGs.
+:func:`markdown` renders a record written by :func:`yolo_lat.bench.accuracy.run` and
+:func:`ablation_markdown` one written by :func:`yolo_lat.bench.ablate.run` (also for ``yolo-lat
+benchmark report``, which needs neither torch nor Ultralytics to import this module);
+:func:`plot` draws mAP50-95 against latency and against parameters; :func:`write` writes
+``<name>.json``, ``<name>.md`` and the PNGs of an accuracy record.
 
 Example:
     >>> settings = {"epochs": 1, "imgsz": 64, "batch": 2, "optimizer": "auto", "seeds": [0, 1], "data": "synth",
@@ -110,6 +112,21 @@ def plot(record: dict[str, Any], prefix: Path) -> list[Path]:
     return written
 
 
+def ablation_markdown(record: dict[str, Any]) -> str:
+    """The table of ``yolo-lat benchmark ablate``: the full model, each attention layer removed, all removed."""
+    headers = ["layer", "module", "attention removed", "attention params", "mAP50-95", "delta vs full", "mAP50"]
+    body = [
+        [r["layer"], r["module"], r["removed"], f"{r['attention_params']:,}", f"{r['map50_95']:.3f}",
+         f"{r['delta']:+.3f}", f"{r['map50']:.3f}"]
+        for r in record["rows"]
+    ]  # fmt: skip
+    head = (
+        f"Model {record['settings']['model']} ({record['model_yaml'] or 'unknown YAML'}, "
+        f"{record['parameters']:,} parameters), data {record['data_yaml']}. Method: {record['method']}."
+    )
+    return f"{head}\n\n{timing.format_table(headers, body)}"
+
+
 def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -> list[Path]:
     """Write ``<project>/<name>.json``, ``<name>.md`` and (``plots``) the PNGs; returns the paths."""
     out = Path(project)
@@ -125,4 +142,4 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     return written
 
 
-__all__ = ["markdown", "plot", "write"]
+__all__ = ["ablation_markdown", "markdown", "plot", "write"]

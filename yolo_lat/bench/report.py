@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from yolo_lat.bench import timing
+from yolo_lat.bench import accuracy_report, timing
 
 DEFAULTS: dict[str, Any] = {"results": "benchmarks/results", "out": "docs/benchmarks.md"}
 DOCS = {"results": "folder of committed benchmark JSON", "out": "Markdown page to write"}
@@ -42,6 +42,8 @@ FIRST_DESIGN = (
 def _kind(record: dict[str, Any]) -> str:
     if record.get("benchmark") == "models":
         return "models"
+    if record.get("benchmark") in ("accuracy", "ablate"):
+        return record["benchmark"]
     if record.get("benchmark") == "attention":
         return "attention"
     if "targets" in record and "copy_GBps" in record:
@@ -155,6 +157,10 @@ def render(record: dict[str, Any]) -> str:
         from yolo_lat.bench.models import markdown
 
         return markdown(record)
+    if kind == "accuracy":
+        return accuracy_report.markdown(record)
+    if kind == "ablate":
+        return accuracy_report.ablation_markdown(record)
     if kind == "attention":
         from yolo_lat.bench.attention import render as attention
 
@@ -242,6 +248,24 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Headings of files not in :data:`SECTIONS`, by the benchmark that wrote them (their ``command`` is in the file).
+UNLISTED = {
+    "accuracy": "Detector accuracy at one recipe: {stem}",
+    "ablate": "Attention ablation: {stem}",
+}
+
+
+def _unlisted(path: Path, record: dict[str, Any]) -> tuple[str, ...]:
+    """Heading, command (and note) of a file not in :data:`SECTIONS`: from the record where it has them."""
+    kind = record.get("benchmark")
+    heading = UNLISTED[kind].format(stem=path.stem) if kind in UNLISTED else path.stem
+    command = record.get("command", "see the file")
+    if kind == "accuracy":
+        plots = " and ".join(f"`benchmarks/results/{path.stem}_{suffix}.png`" for suffix in ("latency", "params"))
+        return heading, command, f"mAP50-95 against latency and against parameters: {plots}."
+    return heading, command
+
+
 def build(results: Path) -> str:
     """The whole page for the JSON files in ``results``: files named in :data:`SECTIONS` first, in its
     order, then any other JSON file by name.
@@ -257,8 +281,8 @@ def build(results: Path) -> str:
         results.glob("*.json"), key=lambda p: (list(SECTIONS).index(p.name) if p.name in SECTIONS else 99, p.name)
     )
     for path in files:
-        heading, command, *note = SECTIONS.get(path.name, (path.stem, "see the file"))
         record = json.loads(path.read_text())
+        heading, command, *note = SECTIONS.get(path.name, _unlisted(path, record))
         about = f"File `benchmarks/results/{path.name}`; command: `{command}`."
         if note:
             about += f"\n\n{note[0]}"
