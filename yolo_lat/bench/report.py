@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from yolo_lat.bench import accuracy_report, timing
+from yolo_lat.bench import accuracy_report, mqar, timing
 
 DEFAULTS: dict[str, Any] = {"results": "benchmarks/results", "out": "docs/benchmarks.md"}
 DOCS = {"results": "folder of committed benchmark JSON", "out": "Markdown page to write"}
@@ -60,6 +60,8 @@ def _kind(record: dict[str, Any]) -> str:
         return "launch_overhead"
     if "leak_probe" in record and "final_val_loss" in record:
         return "lobe_leak"
+    if record.get("benchmark") == "text_design":
+        return "text_design"
     return "unknown"
 
 
@@ -131,6 +133,39 @@ def _lobe_leak(record: dict[str, Any]) -> str:
     )
 
 
+def _text_design(record: dict[str, Any]) -> str:
+    """Per run of ``scripts/text_design.py`` and MoE layer: losses, routing shares, router-input similarity."""
+    body = []
+    for name, r in record["runs"].items():
+        for layer, shares in r["routing"].items():
+            cosine = r["cosine"][layer]
+            losses = [f"{r['final_val_loss']:.3f}", f"{r['best_val_loss']:.3f}"]
+            body.append([name, f"{r['parameters']:,}", *losses, layer, " / ".join(f"{v:.2f}" for v in shares)])
+            body[-1] += [f"{cosine['expert_input']:.2f}", f"{cosine['stream']:.2f}"]
+    headers = ["run", "parameters", "final val loss", "best val loss", "layer", "routing shares (first choice)"]
+    table = timing.format_table([*headers, "cosine, expert input", "cosine, stream"], body)
+    changes = "; ".join(
+        f"{name}: " + (" ".join(f"`{k}={v}`" for k, v in r["changes"].items()) or "as it is")
+        for name, r in record["runs"].items()
+    )
+    return (
+        f"The model and schedule of `yolo-lat text train` ({record['settings']['steps']} steps, seed "
+        f"{record['settings']['seed']}); {changes}. Losses in nats per byte; shares and mean pairwise cosine "
+        f"similarities over {record['settings']['windows']} held-out windows.\n\n{table}"
+    )
+
+
+def _mqar_variants(records: dict[str, dict[str, Any]]) -> str:
+    """Section comparing the MQAR accuracy of every layer variant (one row per ``mqar_*.json`` file)."""
+    threads = sorted({str(r.get("environment", {}).get("threads", "?")) for r in records.values()})
+    return (
+        "## Multi-query associative recall: every layer variant\n\n"
+        "Accuracy on the held-out queries, one row per file (each has its own section below, with its command "
+        f"and settings; CPU threads: {', '.join(threads)}); chance is 1/16.\n\n"
+        f"{mqar.variants_table(records)}\n"
+    )
+
+
 def _blocks(markdown: str) -> str:
     """``markdown`` with an empty line before every table that follows a line of text (Markdown
     reads a table only as a block of its own)."""
@@ -170,9 +205,7 @@ def render(record: dict[str, Any]) -> str:
 
         return decode(record)
     if kind == "mqar":
-        from yolo_lat.bench.mqar import render as mqar
-
-        return mqar(record)
+        return mqar.render(record)
     if kind == "curves":
         from yolo_lat.bench.curves import render as curves
 
@@ -185,6 +218,8 @@ def render(record: dict[str, Any]) -> str:
         return _launch_overhead(record)
     if kind == "lobe_leak":
         return _lobe_leak(record)
+    if kind == "text_design":
+        return _text_design(record)
     return "(unrecognised record)"
 
 
@@ -232,9 +267,31 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "Multi-query associative recall (CPU)",
         "yolo-lat benchmark mqar out=benchmarks/results/mqar_cpu.json",
     ),
-    "mqar_hyperlink_cpu.json": (
-        "Multi-query associative recall with Hyper-Link layers (CPU)",
-        "yolo-lat benchmark mqar hyperlink=True out=benchmarks/results/mqar_hyperlink_cpu.json",
+    "mqar_hyperlink_paper_cpu.json": (
+        "Multi-query associative recall with Hyper-Link layers, paper form (CPU)",
+        "yolo-lat benchmark mqar hyperlink=True out=benchmarks/results/mqar_hyperlink_paper_cpu.json",
+    ),
+    "mqar_hyperlink_reference_cpu.json": (
+        "Multi-query associative recall with Hyper-Link layers, reference-code form (CPU)",
+        "yolo-lat benchmark mqar hyperlink=True hyperlink_form=reference "
+        "out=benchmarks/results/mqar_hyperlink_reference_cpu.json",
+    ),
+    "mqar_lobe_project_cpu.json": (
+        "Multi-query associative recall with a Memory Lobe, project form (CPU)",
+        "yolo-lat benchmark mqar memory_lobe=True out=benchmarks/results/mqar_lobe_project_cpu.json",
+    ),
+    "mqar_lobe_reference_cpu.json": (
+        "Multi-query associative recall with a Memory Lobe, reference-code form (CPU)",
+        "yolo-lat benchmark mqar memory_lobe=True lobe_form=reference "
+        "out=benchmarks/results/mqar_lobe_reference_cpu.json",
+    ),
+    "mqar_moe_label_cpu.json": (
+        "Multi-query associative recall with label-routed experts (CPU)",
+        "yolo-lat benchmark mqar moe_experts=4 out=benchmarks/results/mqar_moe_label_cpu.json",
+    ),
+    "mqar_moe_linear_cpu.json": (
+        "Multi-query associative recall with the reference code's linear gate (CPU)",
+        "yolo-lat benchmark mqar moe_experts=4 moe_gate=linear out=benchmarks/results/mqar_moe_linear_cpu.json",
     ),
     "text_curves_cpu.json": (
         "Text training curves: ELA vs softmax, Hyper-Link and Memory Lobe forms (CPU)",
@@ -244,6 +301,10 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "lobe_leak_cpu.json": (
         "Memory Lobe: causal vs bidirectional (CPU, one thread)",
         "OMP_NUM_THREADS=1 python scripts/lobe_leak.py out=benchmarks/results/lobe_leak_cpu.json",
+    ),
+    "text_design_cpu.json": (
+        "The default text model vs tied embeddings and the linear gate (CPU, one thread)",
+        "OMP_NUM_THREADS=1 python scripts/text_design.py out=benchmarks/results/text_design_cpu.json",
     ),
 }
 
@@ -280,7 +341,10 @@ def build(results: Path) -> str:
     files = sorted(
         results.glob("*.json"), key=lambda p: (list(SECTIONS).index(p.name) if p.name in SECTIONS else 99, p.name)
     )
+    recall = {path.name: json.loads(path.read_text()) for path in files if path.name.startswith("mqar_")}
     for path in files:
+        if recall and path.name == next(iter(recall)):
+            parts.append(_mqar_variants(recall))
         record = json.loads(path.read_text())
         heading, command, *note = SECTIONS.get(path.name, _unlisted(path, record))
         about = f"File `benchmarks/results/{path.name}`; command: `{command}`."
