@@ -53,23 +53,38 @@ def test_docs_python_blocks_run(block, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_readme_results_table_matches_the_committed_files():
-    gpu = {(r["model"], r["imgsz"]): r for r in _rows("models_gpu.json")}
-    cpu = {(r["model"], r["imgsz"]): r for r in _rows("models_cpu.json") if r["format"] == "pytorch"}
+def _readme_rows(columns):
+    """README table rows with ``columns`` cells whose first cell names a model, by lower-cased model name."""
     table = {}
     for line in README.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) == 5 and re.match(r"(yolo|YOLO)[\w-]+", cells[0]) and cells[1][:1].isdigit():
-            table[cells[0].split()[0].lower()] = cells
-    assert set(table) == {"yolo-lat-n", "yolo26n", "yolo12n", "yolo12-ela-n", "yolo-lat-pico"}
-    for model, (_, params, gpu_ms, cpu_ms, _) in table.items():
+        if len(cells) == columns and re.match(r"(yolo|YOLO)[\w-]+", cells[0]) and cells[1][:1].isdigit():
+            table[cells[0].split(" (")[0].lower()] = cells
+    return table
+
+
+def test_readme_accuracy_table_matches_the_committed_file():
+    record = json.loads((RESULTS / "accuracy_cpu.json").read_text())
+    models = {m["model"]: m for m in record["models"]}
+    table = _readme_rows(4)
+    assert set(table) == set(models) == {"yolo-lat-n", "yolo26n", "yolo12n", "yolo12-ela-n"}
+    for name, (_, params, accuracy, latency) in table.items():
+        m = models[name]
+        assert params == f"{m['params'] / 1e6:.2f}", name
+        seeds = ", ".join(f"{s['map50_95']:.3f}" for s in m["seeds"])
+        assert accuracy == f"{m['map50_95_mean']:.3f} ({seeds})", name
+        ratio = m["latency_ms"] / models["yolo26n"]["latency_ms"]
+        assert latency == f"{m['latency_ms']:.1f} ({ratio:.2f}x)", name
+
+
+def test_readme_gpu_table_matches_the_committed_files():
+    gpu = {(r["model"], r["imgsz"]): r for r in _rows("models_gpu.json")}
+    table = _readme_rows(3)
+    assert set(table) == {"yolo-lat-n v1", "yolo26n", "yolo12n", "yolo12-ela-n", "yolo-lat-pico"}
+    for model, (_, params, gpu_ms) in table.items():
         assert params == f"{gpu[(model, 640)]['params_m']:.2f}", model
         expected = " / ".join(f"{gpu[(model, size)]['median_ms']:.2f}" for size in (640, 1920, 2560))
         assert gpu_ms.startswith(expected), (model, gpu_ms, expected)
-        if (model, 320) in cpu:
-            assert cpu_ms == " / ".join(f"{cpu[(model, size)]['median_ms']:.1f}" for size in (320, 640)), model
-        else:
-            assert cpu_ms == "-", model
     assert f"({gpu[('yolo-lat-pico', 320)]['median_ms']:.2f} at 320)" in table["yolo-lat-pico"][2]
 
 
@@ -79,11 +94,11 @@ def test_readme_ratios_match_the_committed_files():
     cpu = {(r["model"], r["format"], r["imgsz"]): r["median_ms"] for r in _rows("models_cpu.json")}
     text = " ".join(README.read_text().split())
     ratios = {
-        "3.7x faster than YOLO12n at 2560 px": gpu[("yolo12n", 2560)] / gpu[("yolo-lat-n", 2560)],
+        "3.7x faster than YOLO12n at 2560 px": gpu[("yolo12n", 2560)] / gpu[("yolo-lat-n v1", 2560)],
         "makes YOLO12n 3.4x faster at 2560 px": gpu[("yolo12n", 2560)] / gpu[("yolo12-ela-n", 2560)],
         "4.7x faster than YOLO26n at 320 px on the H200": gpu[("yolo26n", 320)] / gpu[("yolo-lat-pico", 320)],
-        "3.2x on the CPU in PyTorch": cpu[("yolo26n", "pytorch", 320)] / cpu[("yolo-lat-pico", "pytorch", 320)],
-        "4.1x in ONNX Runtime": cpu[("yolo26n", "onnx", 320)] / cpu[("yolo-lat-pico", "onnx", 320)],
+        "3.4x on the CPU in PyTorch": cpu[("yolo26n", "pytorch", 320)] / cpu[("yolo-lat-pico", "pytorch", 320)],
+        "6.5x in ONNX Runtime": cpu[("yolo26n", "onnx", 320)] / cpu[("yolo-lat-pico", "onnx", 320)],
         "9.0x fewer parameters": params["yolo26n"] / params["yolo-lat-pico"],
     }
     for phrase, ratio in ratios.items():
@@ -116,3 +131,20 @@ def test_readme_is_a_front_page():
     for heading in ("## Results", "## The two commands", "## Quick start", "## Command line", "## What works"):
         assert heading in text
     assert "make demo" in text and "make test" in text
+
+
+def test_flagship_figures_in_the_detectors_page_match_their_files():
+    page = (ROOT / "docs" / "detectors.md").read_text()
+    main = {m["model"]: m for m in json.loads((RESULTS / "accuracy_cpu.json").read_text())["models"]}
+    for name, m in main.items():
+        seeds = ", ".join(f"{s['map50_95']:.3f}" for s in m["seeds"])
+        ratio = m["latency_ms"] / main["yolo26n"]["latency_ms"]
+        assert f"| {name} | {m['params'] / 1e6:.2f} | {m['gflops']:.1f} | {m['map50_95_mean']:.3f} ({seeds}) |" in page
+        assert f"| {m['latency_ms']:.1f} ({ratio:.2f}x) |" in page, name
+    variants = {m["model"]: m for m in json.loads((RESULTS / "accuracy_variants_cpu.json").read_text())["models"]}
+    for name, m in variants.items():
+        ratio = m["latency_ms"] / variants["yolo26n"]["latency_ms"]
+        row = f"| {m['params'] / 1e6:.2f} | {m['map50_95_mean']:.3f} | {m['latency_ms']:.1f} ({ratio:.2f}x) |"
+        assert f"| `{name}` |" in page and row in page, name
+    for row in json.loads((RESULTS / "ablate_cpu.json").read_text())["rows"]:
+        assert f"| {row['layer']} | {row['attention_params']:,} | {row['map50_95']:.3f} | {row['delta']:+.3f} |" in page

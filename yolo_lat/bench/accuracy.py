@@ -17,7 +17,8 @@ Resuming (:mod:`yolo_lat.bench.accuracy_runs`): a run already recorded, or whose
 finished training, is not trained again; an interrupted one is trained again from scratch; a
 folder made with another recipe stops the run before any training, naming what differs.
 
-Latency: one timing per model, since the weights do not change it: the first seed's ``best.pt``
+Latency: one timing per model, the first seed's ``best.pt`` (denormals are flushed to zero, so the
+trained weights do not change it; see :mod:`yolo_lat.bench.timing`),
 exported to ONNX at ``latency_imgsz`` (batch 1, fp32) and run with ONNX Runtime on the CPU, every
 model in interleaved rounds (as ``yolo-lat benchmark models`` times them), median after warm-up;
 ``latency_format=pytorch`` times the PyTorch forward pass instead. Parameters and GFLOPs are those
@@ -274,7 +275,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
             "train_s": "Ultralytics' training loop time (results.csv), without dataset caching and setup",
         },
         "latency_method": (
-            "one timing per model (weights do not change latency): the first seed's best.pt, "
+            "one timing per model (the first seed's best.pt; denormals are flushed to zero, so the trained weights "
+            "do not change latency), "
             + ("exported to ONNX (standard ops), ONNX Runtime" if fmt == "onnx" else "PyTorch forward pass")
             + f" on the CPU, imgsz {settings['latency_imgsz']}, batch 1, fp32, no pre/post-processing; "
             f"2 warm-up calls per model, then interleaved rounds (at most {settings['latency_runs']}) for "

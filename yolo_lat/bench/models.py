@@ -153,7 +153,8 @@ def _onnx_runner(
         )
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else ["CPUExecutionProvider"]
     available = [p for p in providers if p in ort.get_available_providers()]
-    session = ort.InferenceSession(str(target), providers=available)
+    options = timing.ort_session_options() if device.type == "cpu" else None
+    session = ort.InferenceSession(str(target), options, providers=available)
     meta = session.get_inputs()[0]
     dtype = np.float16 if "float16" in meta.type else np.float32
     x = np.random.default_rng(0).random((batch, 3, imgsz, imgsz)).astype(dtype)
@@ -309,7 +310,7 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
                 if device.type == "cuda"
                 else f"CPU, {torch.get_num_threads()} threads, {settings['warmup']} warm-up calls per model, then "
                 f"interleaved rounds across models (at most {settings['runs']}) until {settings['budget']} s per "
-                "group, median of rounds"
+                "group, median of rounds, denormals flushed to zero"
             )
             + f"; precision {'fp16' if half else 'fp32'}"
         ),

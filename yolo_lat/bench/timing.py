@@ -2,6 +2,10 @@
 
 CPU timings are interleaved (A B C A B C ...) so that drift of the machine hits every candidate
 alike; report ratios from one run. On CUDA, times come from CUDA events after warm-up.
+
+CPU timings flush denormal floats to zero (FTZ/DAZ), as deployments do: arithmetic on denormals
+is many times slower on x86 CPUs, so without it a model's latency depends on its trained weights
+(a softmax whose probabilities underflow to denormals slows the matrix product after it).
 """
 
 from __future__ import annotations
@@ -51,18 +55,60 @@ def interleaved_times(
     Returns:
         For each name, the list of per-call times in seconds (one per round).
     """
-    for fn in candidates.values():
-        for _ in range(warmup):
-            fn()
-        _sync(device)
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    begin = time.perf_counter()
-    for round_index in range(max_repeats):
-        for name, fn in candidates.items():
-            times[name].append(time_once(fn, device))
-        if round_index + 1 >= min_repeats and time.perf_counter() - begin > budget_s:
-            break
+    with flushed_denormals(device):
+        for fn in candidates.values():
+            for _ in range(warmup):
+                fn()
+            _sync(device)
+        begin = time.perf_counter()
+        for round_index in range(max_repeats):
+            for name, fn in candidates.items():
+                times[name].append(time_once(fn, device))
+            if round_index + 1 >= min_repeats and time.perf_counter() - begin > budget_s:
+                break
     return times
+
+
+@contextlib.contextmanager
+def flushed_denormals(device: torch.device) -> Iterator[None]:
+    """On the CPU, treat denormal floats as zero in this thread for the block (no-op elsewhere).
+
+    ONNX Runtime computes partly in the calling thread, so its sessions also need
+    ``session.set_denormal_as_zero`` for their own threads (see :func:`ort_session_options`).
+
+    Example:
+        >>> import torch
+        >>> with flushed_denormals(torch.device("cpu")):
+        ...     small = torch.tensor([1e-39]) * 1.0
+        >>> float(small[0]) in (0.0, 1e-39)  # 0.0 where the CPU supports flushing
+        True
+    """
+    flush = device.type == "cpu" and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+
+def ort_session_options(threads: int | None = None) -> object:
+    """ONNX Runtime session options for timing on the CPU: denormals flushed to zero in its threads.
+
+    Args:
+        threads: intra-op threads (default: ONNX Runtime's choice).
+
+    Example:
+        >>> ort_session_options().get_session_config_entry("session.set_denormal_as_zero")
+        '1'
+    """
+    import onnxruntime as ort  # optional dependency of the benchmarks only
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
