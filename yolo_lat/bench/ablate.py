@@ -34,7 +34,7 @@ from ultralytics.nn.modules.block import AAttn, Attention
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench.accuracy_report import ablation_markdown as markdown
 from yolo_lat.bench.models import _versions
-from yolo_lat.bench.runner import write_json
+from yolo_lat.bench.runner import write_json, write_text
 from yolo_lat.cli.model import prepare_data
 from yolo_lat.models import YOLOLAT
 from yolo_lat.nn import ELAAttention2d
@@ -229,13 +229,8 @@ def run(settings: dict[str, Any]) -> dict[str, Any]:
 def command(settings: dict[str, Any]) -> int:
     """Handler of ``yolo-lat benchmark ablate``: run, write ``<project>/<name>.json`` and ``.md``, print the table."""
     record = run(settings)
-    out = Path(settings["project"])
-    written = [write_json(out / f"{settings['name']}.json", record)]
-    page = out / f"{settings['name']}.md"
-    staged = page.with_name(page.name + ".tmp")
-    staged.write_text(markdown(record) + "\n")
-    staged.replace(page)
-    written.append(page)
+    out, name = Path(settings["project"]), settings["name"]
+    written = [write_json(out / f"{name}.json", record), write_text(out / f"{name}.md", markdown(record) + "\n")]
     print(markdown(record))
     for path in written:
         print(f"wrote {path}")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import write_json
+from yolo_lat.bench.runner import write_json, write_text
 
 
 def _number(value: float | None, form: str) -> str:
@@ -131,12 +131,7 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     """Write ``<project>/<name>.json``, ``<name>.md`` and (``plots``) the PNGs; returns the paths."""
     out = Path(project)
     out.mkdir(parents=True, exist_ok=True)
-    written = [write_json(out / f"{name}.json", record)]
-    page = out / f"{name}.md"
-    staged = page.with_name(page.name + ".tmp")
-    staged.write_text(markdown(record) + "\n")
-    staged.replace(page)
-    written.append(page)
+    written = [write_json(out / f"{name}.json", record), write_text(out / f"{name}.md", markdown(record) + "\n")]
     if plots:
         written += plot(record, out / name)
     return written

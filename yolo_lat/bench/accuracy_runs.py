@@ -25,6 +25,7 @@ from typing import Any
 
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench.models import build
+from yolo_lat.bench.runner import write_json
 from yolo_lat.models import YOLOLAT
 
 #: The record written next to each finished run's ``weights/``.
@@ -164,9 +165,7 @@ def run_one(label: str, name: str, seed: int, settings: dict[str, Any], data_yam
         "recipe": wanted,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    staged = folder / f"{RUN_RECORD}.tmp"
-    staged.write_text(json.dumps(record, indent=2))
-    staged.replace(folder / RUN_RECORD)
+    write_json(folder / RUN_RECORD, record)
     return {**record, "reused": False}
 
 

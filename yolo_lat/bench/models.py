@@ -25,7 +25,7 @@ import torch
 
 from yolo_lat.args import ArgumentError
 from yolo_lat.bench import timing
-from yolo_lat.bench.runner import write_json
+from yolo_lat.bench.runner import write_json, write_text
 
 DEFAULTS: dict[str, Any] = {
     "models": ["yolo-lat-n", "yolo12n", "yolo26n"],
@@ -444,11 +444,7 @@ def write(record: dict[str, Any], project: str, name: str, plots: bool = True) -
     written = []
     (out / f"{name}.partial.json").unlink(missing_ok=True)  # rows written while the run was going on
     written.append(write_json(out / f"{name}.json", record))
-    markdown_file = out / f"{name}.md"
-    staged = markdown_file.with_name(markdown_file.name + ".tmp")
-    staged.write_text(markdown(record) + "\n")
-    staged.replace(markdown_file)
-    written.append(markdown_file)
+    written.append(write_text(out / f"{name}.md", markdown(record) + "\n"))
     if plots:
         written += plot(record, out / name)
     return written

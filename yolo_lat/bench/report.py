@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_lat.bench import accuracy_report, mqar, timing
+from yolo_lat.bench.runner import write_text
 
 DEFAULTS: dict[str, Any] = {"results": "benchmarks/results", "out": "docs/benchmarks.md"}
 DOCS = {"results": "folder of committed benchmark JSON", "out": "Markdown page to write"}
@@ -362,9 +363,6 @@ def build(results: Path) -> str:
 def command(settings: dict[str, Any]) -> int:
     """Handler of ``yolo-lat benchmark report``: build the page from the ``results`` folder, write it to ``out``."""
     page = build(Path(settings["results"]))
-    out = Path(settings["out"])
-    staged = out.with_name(out.name + ".tmp")
-    staged.write_text(page)
-    staged.replace(out)
+    out = write_text(settings["out"], page)
     print(f"wrote {out} ({page.count(chr(10))} lines)")
     return 0

@@ -22,14 +22,19 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as JSON through a temporary file, so a reader never sees half a file."""
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` through a temporary file renamed into place, so a reader never sees half a file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = out.with_name(out.name + ".tmp")
-    staged.write_text(json.dumps(record, indent=2, default=str))
+    staged.write_text(text)
     staged.replace(out)
     return out
+
+
+def write_json(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` as JSON through a temporary file (:func:`write_text`)."""
+    return write_text(path, json.dumps(record, indent=2, default=str))
 
 
 def finish(
